@@ -1,0 +1,144 @@
+"""The public Python API.
+
+    >>> from rag import RAG
+    >>> rag = RAG.open("index/")                      # doctest: +SKIP
+    >>> rag.search("Tỷ lệ hộ nghèo Huế 2023?")[0].chunk.doc_id   # doctest: +SKIP
+    '004_1400c37e89a2c6fc'
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from . import indexer, store
+from .chunker import ChunkConfig
+from .embed import DEFAULT_MODEL, Embedder, load_embedder
+from .errors import RagError, UsageError
+from .indexer import BuildReport
+from .retriever import RetrievalConfig, Retriever
+from .store import IndexConfig
+from .types import Hit
+
+DEFAULT_INDEX_DIR = "index"
+
+
+def default_model() -> str:
+    return os.environ.get("RAG_EMBED_MODEL", DEFAULT_MODEL)
+
+
+def default_index_dir() -> Path:
+    return Path(os.environ.get("RAG_INDEX_DIR", DEFAULT_INDEX_DIR))
+
+
+class RAG:
+    """An opened index: search it, add and remove documents."""
+
+    def __init__(self, index_dir: Path, retriever: Retriever) -> None:
+        self.index_dir = index_dir
+        self._retriever = retriever
+        self._lock = threading.Lock()  # serialises writers; readers use the retriever they picked up
+
+    # -- opening and building
+
+    @classmethod
+    def open(cls, index_dir: str | Path | None = None, *, model: str | None = None) -> RAG:
+        """Open the index in `index_dir`; `model` must match the one it was built with, if given."""
+        index_dir = Path(index_dir) if index_dir else default_index_dir()
+        snapshot = store.load(index_dir)
+        return cls(index_dir, Retriever(snapshot, _query_embedder(snapshot.manifest, model, index_dir)))
+
+    @classmethod
+    def build(
+        cls,
+        paths: Iterable[str | Path],
+        index_dir: str | Path | None = None,
+        *,
+        model: str | None = None,
+        chunk_size: int = ChunkConfig.size,
+        chunk_overlap: int = ChunkConfig.overlap,
+        faiss_kind: str = "auto",
+        progress: bool = False,
+    ) -> tuple[RAG, BuildReport]:
+        """Index the files under `paths` (incrementally) and open the result."""
+        index_dir = Path(index_dir) if index_dir else default_index_dir()
+        embedder = load_embedder(model if model is not None else default_model())
+        config = _config(embedder, chunk_size, chunk_overlap, faiss_kind)
+        report = indexer.build(paths, index_dir, config, embedder, progress=progress)
+        return cls(index_dir, Retriever(store.load(index_dir), embedder)), report
+
+    # -- reading
+
+    @property
+    def mode(self) -> str:
+        """"dense" when the embedding model is in use, else "lexical"."""
+        return self._retriever.mode
+
+    @property
+    def model(self) -> str | None:
+        return self._retriever.snapshot.manifest["model"]["name"]
+
+    @property
+    def documents(self):
+        return self._retriever.snapshot.documents
+
+    @property
+    def chunk_count(self) -> int:
+        return len(self._retriever.snapshot.chunks)
+
+    def search(self, query: str, k: int = 10, *, province: str | None = None, year: int | None = None) -> list[Hit]:
+        if not isinstance(query, str) or not query.strip():
+            raise UsageError("The query is empty.")
+        if not 1 <= k <= 1000:
+            raise UsageError(f"k must be between 1 and 1000, got {k}.")
+        return self._retriever.search(query, k, province=province, year=year)
+
+    # -- writing
+
+    def add(self, paths: Iterable[str | Path], *, progress: bool = False) -> BuildReport:
+        """Index more files; unchanged ones are skipped. Searches keep using the old index until done."""
+        docs, skipped = indexer.read_documents(paths, progress)
+        if not docs:
+            reason = skipped[0][1] if skipped else "no supported document was given."
+            raise UsageError(f"Nothing was added: {reason}")
+        return self._write(lambda config, emb: indexer.update(self.index_dir, config, emb, add=docs, skipped=skipped))
+
+    def remove(self, doc_id: str) -> BuildReport:
+        if doc_id not in self.documents:
+            raise UsageError(f"No document with id {doc_id!r} in the index.")
+        return self._write(lambda config, emb: indexer.update(self.index_dir, config, emb, add=[], remove=[doc_id]))
+
+    def _write(self, run) -> BuildReport:
+        with self._lock:
+            old = self._retriever
+            manifest = old.snapshot.manifest
+            chunking = ChunkConfig(**manifest["chunking"])
+            config = _config(old.embedder, chunking.size, chunking.overlap, "auto")
+            report = run(config, old.embedder)
+            self._retriever = Retriever(store.load(self.index_dir), old.embedder, old.config)
+            return report
+
+
+def _config(embedder: Embedder | None, size: int, overlap: int, faiss_kind: str) -> IndexConfig:
+    try:
+        chunk = ChunkConfig(size=size, overlap=overlap)
+    except ValueError as exc:
+        raise UsageError(f"Bad chunking settings: {exc}.") from exc
+    return IndexConfig(model=embedder.name if embedder else None, chunk=chunk, faiss_kind=faiss_kind)
+
+
+def _query_embedder(manifest: dict, model: str | None, index_dir: Path) -> Embedder | None:
+    built_with = manifest["model"]["name"]
+    if model and built_with and model != built_with:
+        raise RagError(
+            f"The index in {index_dir} was built with {built_with}, not {model}; "
+            f"rebuild it with `rag index --model {model} --index-dir {index_dir}`."
+        )
+    if not built_with:
+        return None
+    return load_embedder(built_with)
+
+
+__all__ = ["RAG", "RetrievalConfig", "default_index_dir", "default_model"]

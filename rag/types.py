@@ -1,0 +1,77 @@
+"""The typed values passed between the stages of the pipeline.
+
+load → Document → chunk → Chunk → (embed, tokenize) → index
+question → Query → retrieve → Hit → answer → Answer(Citation…)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DocMeta:
+    """What we know about a document besides its text."""
+
+    title: str = ""
+    dates: tuple[str, ...] = ()  # ISO dates found in the document ("2024-01-08")
+    years: tuple[int, ...] = ()  # years mentioned, most frequent first
+    year: int | None = None  # the year the document reports on
+    province: str | None = None  # canonical gazetteer name ("Thừa Thiên Huế")
+    province_confidence: float = 0.0  # 1.0 = named in the body; lower = inferred from related news
+    author: str | None = None
+
+
+@dataclass(frozen=True)
+class Section:
+    """A span of the cleaned text: the main body, or one related-news item."""
+
+    start: int
+    end: int
+    kind: str = "body"  # "body" | "related" | "footnotes"
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str  # the file stem: "004_1400c37e89a2c6fc"
+    source: str  # path as given: "seeds/004_1400c37e89a2c6fc.txt"
+    text: str  # the cleaned text; citations are offsets into it
+    sha256: str  # hash of the raw file bytes
+    meta: DocMeta = field(default_factory=DocMeta)
+    sections: tuple[Section, ...] = ()
+
+
+@dataclass(frozen=True)
+class Chunk:
+    id: str  # "<doc_id>:<start>-<end>", stable across rebuilds
+    doc_id: str
+    text: str  # == document.text[start:end]
+    start: int
+    end: int
+    header: str = ""  # "title · province · date", indexed but not quoted
+    extra: str = ""  # linked text (footnotes ↔ citing sentence), indexed but not quoted
+    section: str = "body"
+
+    @property
+    def index_text(self) -> str:
+        """The text that the embedder and BM25 see."""
+        return "\n".join(part for part in (self.header, self.text, self.extra) if part)
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str  # as typed, NFC
+    normalized: str  # cleaned, abbreviations expanded
+    folded: bool  # typed without diacritics
+    years: tuple[int, ...] = ()
+    place: str | None = None  # canonical province name
+    expects: str | None = None  # percent | count | money | person | date | place | number
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: Chunk
+    score: float
+    rank: int = 0
+    source: str = ""  # the document's source path
+    signals: tuple[tuple[str, float], ...] = ()  # per-path scores, for debugging and reranking
