@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from . import indexer, store
+from .answer import Answer, Answerer
 from .chunker import ChunkConfig
 from .embed import DEFAULT_MODEL, Embedder, load_embedder
 from .errors import RagError, UsageError
@@ -94,6 +95,12 @@ class RAG:
         if not 1 <= k <= 1000:
             raise UsageError(f"k must be between 1 and 1000, got {k}.")
         return self._retriever.search(query, k, province=province, year=year)
+
+    def ask(self, question: str, *, k: int | None = None, province: str | None = None, year: int | None = None) -> Answer:
+        """The short answer with its citation, or an abstention."""
+        if not isinstance(question, str) or not question.strip():
+            raise UsageError("The question is empty.")
+        return Answerer(self._retriever).ask(question, k=k, province=province, year=year)
 
     # -- writing
 

@@ -23,8 +23,8 @@ _UNIT_START = re.compile(
 
 @dataclass(frozen=True)
 class ChunkConfig:
-    size: int = 700  # characters, soft limit
-    overlap: int = 120  # characters of trailing sentences repeated in the next chunk
+    size: int = 1000  # characters, soft limit
+    overlap: int = 150  # characters of trailing sentences repeated in the next chunk
 
     def __post_init__(self) -> None:
         if self.size < 50:

@@ -28,8 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="index files or folders (incremental)")
     p.add_argument("paths", nargs="*", default=["seeds"], help="files or folders (default: seeds/)")
     p.add_argument("--model", default=None, help="embedding model name or path ($RAG_EMBED_MODEL; 'none' for BM25 only)")
-    p.add_argument("--chunk-size", type=int, default=700)
-    p.add_argument("--chunk-overlap", type=int, default=120)
+    p.add_argument("--chunk-size", type=int, default=1000)
+    p.add_argument("--chunk-overlap", type=int, default=150)
     p.add_argument("--faiss", default="auto", choices=["auto", "flat", "hnsw", "ivfpq"])
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     common(p)
@@ -45,7 +45,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="must match the index's model")
     common(p)
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("ask", help="the answer with its citations")
+    p.add_argument("question", nargs="?", help="the question")
+    p.add_argument("--batch", type=Path, help="JSONL file of {\"question\", \"id\"?} objects ('-' for stdin)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--k", type=int, default=None, help="passages to read")
+    p.add_argument("--province", help="only documents or passages about this province")
+    p.add_argument("--year", type=int, help="only documents or passages about this year")
+    p.add_argument("--model", default=None, help="must match the index's model")
+    common(p)
+    p.set_defaults(func=cmd_ask)
     return parser
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .api import RAG
+
+    rag = RAG.open(args.index_dir, model=args.model)
+
+    def one(question: str, qid=None) -> dict:
+        return rag.ask(question, k=args.k, province=args.province, year=args.year).to_json(qid)
+
+    if args.batch:
+        return _batch(args.batch, "question", one)
+    if not args.question:
+        raise UsageError("Give a question, or --batch FILE.jsonl.")
+    result = one(args.question)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        _print_answer(result, rag.mode)
+    return 0
+
+
+def _print_answer(result: dict, mode: str) -> None:
+    if result["abstained"]:
+        print(result["answer_text"])
+    else:
+        print(f"Trả lời: {result['answer']}")
+        print(result["answer_text"])
+        print("\nNguồn:")
+        for c in result["citations"]:
+            print(f"  [{c['n']}] {c['source']} (ký tự {c['start']}–{c['end']})")
+            print(f"      “{' '.join(c['text'].split())}”")
+    print(f"(chế độ: {result['mode']}, tìm kiếm: {mode})", file=sys.stderr)
 
 
 def cmd_index(args: argparse.Namespace) -> int:

@@ -21,7 +21,13 @@ import numpy as np
 from .text import bigrams, fold, syllables
 
 FIELDS = ("syl", "bi", "fsyl", "fbi")
-logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every build at INFO/DEBUG
+
+
+def _bm25s():
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on import and logs every build
+    return bm25s
 
 
 @dataclass(frozen=True)
@@ -29,19 +35,29 @@ class LexicalConfig:
     k1: float = 1.2
     b: float = 0.75
     # field weights for a query with diacritics, and for one without
-    accented: dict[str, float] = field(default_factory=lambda: {"syl": 1.0, "bi": 1.0, "fsyl": 0.2, "fbi": 0.3})
-    unaccented: dict[str, float] = field(default_factory=lambda: {"fsyl": 1.0, "fbi": 1.2})
+    accented: dict[str, float] = field(default_factory=lambda: {"syl": 1.0, "bi": 0.5})
+    unaccented: dict[str, float] = field(default_factory=lambda: {"fsyl": 1.0, "fbi": 1.0})
 
 
-def tokenize(text: str) -> dict[str, list[str]]:
-    """Tokens of every field.
+# Question words: frequent in questions, absent from the passages that answer them.
+QUESTION_WORDS = frozenset("gì nào ai bao nhiêu đâu sao mấy giờ không hay thế vậy".split())
+
+
+def tokenize(text: str, query: bool = False) -> dict[str, list[str]]:
+    """Tokens of every field; a query drops question words ("bao nhiêu", "gì").
 
     >>> tokenize("Hộ nghèo Huế")["fbi"]
     ['ho_ngheo', 'ngheo_hue']
     """
     syl = syllables(text)
     fsyl = [fold(t) for t in syl]
-    return {"syl": syl, "bi": bigrams(syl), "fsyl": fsyl, "fbi": bigrams(fsyl)}
+    fields = {"syl": syl, "bi": bigrams(syl), "fsyl": fsyl, "fbi": bigrams(fsyl)}
+    if query and any(t not in QUESTION_WORDS for t in syl):
+        fields = {
+            name: [t for t in toks if not QUESTION_WORDS.intersection(t.split("_"))]
+            for name, toks in fields.items()
+        }
+    return fields
 
 
 class LexicalIndex:
@@ -54,8 +70,7 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, texts: list[str], config: LexicalConfig = LexicalConfig()) -> LexicalIndex:
-        import bm25s
-
+        bm25s = _bm25s()
         tokens = [tokenize(t) for t in texts]
         fields = {}
         for name in FIELDS:
@@ -67,7 +82,7 @@ class LexicalIndex:
 
     def scores(self, query: str, folded: bool | None = None) -> np.ndarray:
         """BM25F-style score of every chunk for `query` (0 where nothing matches)."""
-        tokens = tokenize(query)
+        tokens = tokenize(query, query=True)
         if folded is None:
             folded = tokens["syl"] == tokens["fsyl"]
         weights = self.config.unaccented if folded else self.config.accented
@@ -79,6 +94,17 @@ class LexicalIndex:
                 total += weight * bm25.get_scores_from_ids(ids)
         return total
 
+    def idf(self, tokens: list[str], field: str = "syl") -> dict[str, float]:
+        """BM25 idf of each token in a field (0 for tokens the corpus lacks)."""
+        bm25 = self.fields[field]
+        indptr = bm25.scores["indptr"]
+        out = {}
+        for tok in tokens:
+            tid = bm25.vocab_dict.get(tok)
+            df = int(indptr[tid + 1] - indptr[tid]) if tid is not None else 0
+            out[tok] = float(np.log(1 + (self.size - df + 0.5) / (df + 0.5))) if df else 0.0
+        return out
+
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         for name, bm25 in self.fields.items():
@@ -89,8 +115,7 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, folder: Path, mmap: bool = False) -> LexicalIndex:
-        import bm25s
-
+        bm25s = _bm25s()
         info = json.loads((folder / "lexical.json").read_text("utf-8"))
         config = LexicalConfig(**info["config"])
         fields = {

@@ -11,10 +11,13 @@ import numpy as np
 from . import gazetteer
 from .embed import Embedder
 from .query import analyse
+from .lexical import tokenize
 from .store import Snapshot
+from .text import bigrams, fold, syllables
 from .types import Chunk, Hit, Query
 
 _YEAR_RE = re.compile(r"(?<![\d.,/])((?:19|20)\d{2})(?![\d.,]\d)")
+_SENTENCE_RE = re.compile(r"(?<=[.!?;:])\s+|\n+")
 _TYPE_CUES = {
     "percent": re.compile(r"\d%|phần trăm"),
     "money": re.compile(r"\d[\d.,]*\s*(?:tỷ|triệu|nghìn|ngàn)?\s*(?:đồng|USD)", re.I),
@@ -32,6 +35,9 @@ class RetrievalConfig:
     place_penalty: float = 0.2  # its document is about another place and the chunk does not name the asked one
     year_bonus: float = 0.12  # chunk mentions the asked year
     type_bonus: float = 0.04  # chunk holds a value of the expected type
+    rerank_depth: int = 40  # candidates rescored with the coverage features
+    sentence_coverage: float = 1.0  # weight of the idf share of query words found in the chunk's best sentence
+    bigram_coverage: float = 0.5  # weight of the share of query bigrams found in the chunk
 
 
 class Retriever:
@@ -70,12 +76,13 @@ class Retriever:
                 fused[i] = fused.get(i, 0.0) + scale * cfg.dense_weight / (cfg.rrf_k + rank + 1)
         else:
             fused = {int(i): float(lex[i]) / lex_max for i in cand} if lex_max > 0 else {}
+        coverage = self._coverage(query, sorted(fused, key=fused.get, reverse=True)[: cfg.rerank_depth])
         hits = []
         for i, base in fused.items():
             chunk = chunks[i]
             if not self._passes(chunk, province, year):
                 continue
-            bonus = self._bonus(chunk, query)
+            bonus = self._bonus(chunk, query) + coverage.get(i, 0.0)
             signals = (("lexical", round(float(lex[i]), 4)), ("fused", round(base, 4)), ("bonus", round(bonus, 4)))
             if i in dense_scores:
                 signals += (("dense", round(dense_scores[i], 4)),)
@@ -88,6 +95,37 @@ class Retriever:
         ]
 
     # -- features
+
+    def _coverage(self, query: Query, candidates: list[int]) -> dict[int, float]:
+        """Weighted share of the question's words in each candidate's best sentence, and of its bigrams.
+
+        Answers sit in one sentence that repeats most of the question's rarer words; BM25 over the
+        whole chunk does not see that.
+        """
+        field_syl, field_bi = ("fsyl", "fbi") if query.folded else ("syl", "bi")
+        tokens = tokenize(query.text, query=True)
+        words = set(tokens[field_syl])
+        pairs = set(tokens[field_bi])
+        idf = self.snapshot.lexical.idf(sorted(words), field_syl)
+        total = sum(idf.values())
+        if not total:
+            return {}
+        cfg = self.config
+        out = {}
+        for i in candidates:
+            chunk = self.snapshot.chunks[i]
+            text = f"{chunk.text}\n{chunk.extra}" if chunk.extra else chunk.text
+            best = 0.0
+            for sentence in _SENTENCE_RE.split(text):
+                toks = syllables(sentence)
+                present = set(toks if not query.folded else (fold(t) for t in toks))
+                best = max(best, sum(w for t, w in idf.items() if t in present) / total)
+            all_toks = syllables(text)
+            if query.folded:
+                all_toks = [fold(t) for t in all_toks]
+            pair_share = len(pairs & set(bigrams(all_toks))) / len(pairs) if pairs else 0.0
+            out[i] = cfg.sentence_coverage * best + cfg.bigram_coverage * pair_share
+        return out
 
     def _places_of(self, chunk_id: str) -> frozenset[str]:
         chunk = self._chunk_by_id[chunk_id]

@@ -72,6 +72,7 @@ def fold_char(ch: str) -> str:
     return low if len(low) == 1 else base
 
 
+@lru_cache(maxsize=500_000)
 def fold(text: str) -> str:
     """Lowercase and strip diacritics, NFC/NFD alike: "Thừa Thiên Huế" -> "thua thien hue"."""
     folded = "".join(fold_char(c) for c in unicodedata.normalize("NFC", text))
