@@ -46,6 +46,15 @@ _SURNAMES = (
 ).split()
 _NAME = rf"(?:{'|'.join(_SURNAMES)})(?:\s+[A-ZĐ][a-zà-ỹđ]+){{1,3}}"
 _PERSON = re.compile(rf"(?:{_TITLE}\s+)?({_NAME})")
+_TARGET = re.compile(r"mục tiêu|phấn đấu|dự kiến|chỉ tiêu (?:chủ yếu|chính)|\btarget|\bgoal", re.I)
+_TARGET_FOLDED = re.compile(r"muc tieu|chi tieu|phan dau|ke hoach|\bplan")
+_YEAR_IN_TEXT = re.compile(r"(?<![\d/.,])(?:19|20)\d{2}(?![\d.,]\d)")
+
+
+def _years(text: str) -> set[int]:
+    return {int(y) for y in _YEAR_IN_TEXT.findall(text)}
+
+
 _ENGLISH_WORDS = frozenset("what which who whom how many much when where was were is are the of in did does do for to".split())
 _NOT_NAMES = {"Lao Động", "Thương Binh", "Xã Hội", "Ủy Ban", "Nhân Dân", "Chính Phủ", "Thủ Tướng"}
 
@@ -148,30 +157,38 @@ class Answerer:
         for hit in hits:
             chunk = hit.chunk
             context = {fold(t) for t in syllables(chunk.header)}
+            lead = ""  # the paragraph's earlier sentences: "Năm 2024, ngành đề ra…: Giải quyết việc làm…"
             for s, e in sentence_spans(chunk.text):
                 text = chunk.text[s:e]
+                if s == 0 or "\n" in chunk.text[max(0, s - 2):s]:
+                    lead = ""
                 present = {fold(t) for t in syllables(text)} | context
                 support = sum(w for t, w in idf.items() if t in present) / total
                 sent = _Sentence(hit, chunk.start + s, chunk.start + e, text, support)
-                sent.score = support + 0.3 * (hit.score / top_score) + self._features(query, sent)
+                sent.score = support + 0.3 * (hit.score / top_score) + self._features(query, sent, lead)
                 out.append(sent)
+                lead = f"{lead} {text}"[-400:]
         return out
 
-    def _features(self, query: Query, sent: _Sentence) -> float:
+    def _features(self, query: Query, sent: _Sentence, lead: str = "") -> float:
         bonus = -0.15 * min(1.0, len(sent.text.split()) / 80)  # long sentences cover words by chance
+        years = _years(sent.text) or {int(y) for y in _YEAR_IN_TEXT.findall(lead)[-1:]}  # else the paragraph's last year
         if query.years:
-            years = set(map(int, re.findall(r"(?<![\d/.,])(?:19|20)\d{2}(?![\d.,]\d)", sent.text)))
             if years & set(query.years):
                 bonus += 0.1
             elif years:
-                bonus -= 0.1
+                bonus -= 0.15
+        wants_target = bool(_TARGET.search(query.text)) or bool(_TARGET_FOLDED.search(fold(query.text)))
+        is_target = bool(_TARGET.search(sent.text) or _TARGET.search(lead[-150:]))
+        if wants_target != is_target:
+            bonus -= 0.1
+        if query.expects in SPAN_PATTERNS or query.expects == "person":
+            if extract_candidates(query.expects, sent.text):
+                bonus += 0.15
+            else:
+                bonus -= 0.3
         if query.place:
             bonus += 0.4 if self._about_place(query.place, sent.hit) else -0.4
-        pattern = SPAN_PATTERNS.get(query.expects or "")
-        if pattern is not None and pattern.search(sent.text):
-            bonus += 0.15
-        if query.expects == "person" and _PERSON.search(sent.text):
-            bonus += 0.1
         return bonus
 
     def _unsupported(self, query: Query, best: _Sentence) -> str | None:
@@ -182,10 +199,9 @@ class Answerer:
         doc = self.retriever.snapshot.documents[chunk.doc_id]
         if self.config.place_strict and query.place and not self._about_place(query.place, best.hit):
             return f"tài liệu không nói về {query.place}"
-        if query.expects == "person" and not any(
-            m.group(1) not in _NOT_NAMES for m in _PERSON.finditer(best.text)
-        ):
-            return "không tìm thấy tên người trong đoạn phù hợp nhất"
+        if query.expects in ("person", "date", "percent") and not extract_candidates(query.expects, best.text):
+            kinds = {"person": "tên người", "date": "ngày tháng", "percent": "tỷ lệ phần trăm"}
+            return f"không tìm thấy {kinds[query.expects]} trong đoạn phù hợp nhất"
         if self.config.year_strict and query.years:
             near = chunk.text + " " + chunk.header
             if not any(str(y) in near for y in query.years) and not set(query.years) & set(doc.meta.years):
@@ -226,9 +242,8 @@ def _question_words(retriever: Retriever, query: Query) -> tuple[set[str], dict[
     return words, {t: w for t, w in idf.items() if not t.isdigit() or len(t) == 4}
 
 
-def extract_span(query: Query, sentence: str) -> str:
-    """The exact answer inside `sentence`: a value of the expected type nearest the question's words."""
-    kind = query.expects
+def extract_candidates(kind: str | None, sentence: str) -> list[tuple[int, int]]:
+    """Spans of values of the given type in the sentence (years excluded)."""
     candidates: list[tuple[int, int]] = []
     if kind == "person":
         candidates = [m.span(1) for m in _PERSON.finditer(sentence) if m.group(1) not in _NOT_NAMES
@@ -239,7 +254,12 @@ def extract_span(query: Query, sentence: str) -> str:
         candidates = [m.span() for m in SPAN_PATTERNS[kind].finditer(sentence)]
         if not candidates and kind in ("count", "money", "percent"):
             candidates = [m.span() for m in SPAN_PATTERNS["number"].finditer(sentence) if not _is_year(m.group())]
-    candidates = [c for c in candidates if not _is_year(sentence[c[0]:c[1]])]
+    return [c for c in candidates if not _is_year(sentence[c[0]:c[1]])]
+
+
+def extract_span(query: Query, sentence: str) -> str:
+    """The exact answer inside `sentence`: a value of the expected type nearest the question's words."""
+    candidates = extract_candidates(query.expects, sentence)
     if not candidates:
         return _free_span(query, sentence)
     anchor = _anchor(query, sentence)
