@@ -17,7 +17,7 @@ _MARKER = re.compile(r"(?<!^)\[(\d{1,3})\]", re.M)
 _FOOTNOTE_LINE = re.compile(r"^\[(\d{1,3})\]\s*(.+)$", re.M)
 _HAS_DIGIT = re.compile(r"\d")
 _UNIT_START = re.compile(
-    r"(?:%|tỷ|triệu|nghìn|ngàn|trăm|đồng|usd|người|lượt|hộ|lao|suất|đối|ha|km|tấn|năm|tháng|ngày)\b", re.I
+    r"(?:%|tỷ|triệu|nghìn|ngàn|trăm|đồng|usd|người|lượt|hộ|lao|động|suất|quà|đối|tượng|ha|km|tấn|năm|tháng|ngày)\b", re.I
 )
 
 
@@ -124,9 +124,11 @@ def _split_long(text: str, start: int, end: int, size: int) -> list[tuple[int, i
     while end - s > size:
         cut = None
         for m in re.finditer(r"\s+", text[s : s + size]):
-            before = text[s : s + m.start()].rsplit(None, 1)[-1] if m.start() else ""
+            head = text[s : s + m.start()].split()
             after = text[s + m.end() : end]
-            if _HAS_DIGIT.search(before) and _UNIT_START.match(after):
+            before = head[-1] if head else ""
+            # inside "13,5 tỷ đồng", "24 ngàn người", "6.137 lượt lao động": a number within 2 words back
+            if any(_HAS_DIGIT.search(w) for w in head[-3:]) and _UNIT_START.match(after):
                 continue
             if after[:1].isdigit() and before.lower() in ("là", "đạt", "còn", "hơn", "khoảng", "trên", "gần"):
                 continue

@@ -171,9 +171,12 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
     except OSError as exc:
         raise UsageError(f"Cannot read {path}: {exc.strerror}.") from exc
     with handle:
-        for lineno, line in enumerate(handle, 1):
-            if line.strip():
-                yield lineno, line
+        try:
+            for lineno, line in enumerate(handle, 1):
+                if line.strip():
+                    yield lineno, line
+        except UnicodeDecodeError:
+            raise UsageError(f"{path} is not UTF-8 text.") from None
 
 
 def main(argv: list[str] | None = None) -> int:

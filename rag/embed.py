@@ -68,7 +68,7 @@ class HashingEmbedder:
     def __init__(self, dim: int = 256) -> None:
         if dim < 8:
             raise ValueError(f"dim must be at least 8, got {dim}")
-        self.name = HASHING_MODEL
+        self.name = HASHING_MODEL if dim == 256 else f"{HASHING_MODEL}:{dim}"
         self.dim = dim
 
     def _one(self, text: str) -> np.ndarray:

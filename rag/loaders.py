@@ -79,9 +79,12 @@ def _html_text(html: str) -> str:
     soup = BeautifulSoup(html, "html.parser")
     for tag in soup(["script", "style", "noscript", "nav", "header", "footer", "form", "iframe"]):
         tag.decompose()
-    blocks = ("p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "br", "section", "article")
+    blocks = ("p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "br", "section", "article", "title",
+              "table", "blockquote", "pre", "dt", "dd")
     for tag in soup.find_all(blocks):
         tag.insert_after("\n\n" if tag.name != "br" else "\n")
+    for tag in soup.find_all(("td", "th")):
+        tag.insert_after(" | ")
     return soup.get_text()
 
 
@@ -94,7 +97,8 @@ def _pdf_text(data: bytes, name: str) -> str:
     try:
         reader = PdfReader(io.BytesIO(data))
         pages = [page.extract_text() or "" for page in reader.pages]
-    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+    except (PdfReadError, ValueError, KeyError, TypeError, NotImplementedError, AssertionError,
+            IndexError, AttributeError, RecursionError, OSError) as exc:
         raise UsageError(f"{name} could not be read as a PDF ({exc}).") from exc
     return "\n\n".join(pages)
 
@@ -102,12 +106,14 @@ def _pdf_text(data: bytes, name: str) -> str:
 def _docx_text(data: bytes, name: str) -> str:
     import io
     import zipfile
+    import zlib
 
     import docx
+    from lxml.etree import LxmlError
 
     try:
         document = docx.Document(io.BytesIO(data))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+    except (zipfile.BadZipFile, KeyError, ValueError, LxmlError, zlib.error, EOFError, OSError) as exc:
         raise UsageError(f"{name} could not be read as a .docx file ({exc}).") from exc
     parts = [p.text for p in document.paragraphs]
     for table in document.tables:

@@ -13,9 +13,6 @@ _LONG_DATE = re.compile(r"\bngày (\d{1,2}) tháng (\d{1,2}) năm ((?:19|20)\d{2
 _DATELINE = re.compile(r"^(?:Đăng )?ngày (\d{1,2})/(\d{1,2})(?:/((?:19|20)\d{2}))?\b", re.I | re.M)
 _RANGE = re.compile(r"\b(?:19|20)\d{2}\s*[-–]\s*(?:19|20)\d{2}\b")
 _YEAR = re.compile(r"(?<![\d/.,])((?:19|20)\d{2})(?![\d/.,]\d)")
-_AUTHOR = re.compile(
-    r"^(?:[A-ZĐ][\wÀ-ỹ]*\.? ?){2,5}(?:\s*[–-]\s*(?:[A-ZĐ][\wÀ-ỹ]* ?){1,5})*$", re.UNICODE
-)
 
 
 def extract(text: str, sections: tuple[Section, ...], fallback_title: str = "") -> DocMeta:
@@ -109,6 +106,10 @@ def _author(body: str) -> str | None:
     if not lines:
         return None
     last = lines[-1]
-    if len(last.split()) <= 10 and not last.endswith((".", ":", ";")) and _AUTHOR.match(last):
-        return last
-    return None
+    if len(last.split()) > 10 or last.endswith((".", ":", ";", ",")):
+        return None
+    parts = [p.split() for p in re.split(r"\s+[–—-]\s+", last)]
+    # "Bùi Minh", "Hữu Lương – Ngọc Ánh", "Nguyễn Thị Thanh Tâm – Văn phòng Sở"
+    name_like = all(w[:1].isupper() and w.isalpha() for w in parts[0]) and 2 <= len(parts[0]) <= 5
+    rest_ok = all(p and p[0][:1].isupper() for p in parts[1:])
+    return last if name_like and rest_ok else None

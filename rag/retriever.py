@@ -1,4 +1,4 @@
-"""Hybrid retrieval: BM25 fields ∪ dense, fused, reranked by place and year, filtered."""
+"""Hybrid retrieval: BM25 fields ∪ dense, fused by calibrated scores, reranked by coverage, place and year, filtered."""
 
 from __future__ import annotations
 
@@ -29,11 +29,11 @@ _TYPE_CUES = {
 @dataclass(frozen=True)
 class RetrievalConfig:
     candidates: int = 100  # per path, before fusion
-    rrf_k: int = 60
-    dense_weight: float = 1.0  # of the dense path in the fusion
+    dense_weight: float = 0.3  # share of the (min-max calibrated) dense similarity in the fused score
     place_bonus: float = 0.25  # chunk or its document is about the asked place
     place_penalty: float = 0.2  # its document is about another place and the chunk does not name the asked one
     year_bonus: float = 0.12  # chunk mentions the asked year
+    year_penalty: float = 0.15  # chunk mentions years, none of them the asked one
     type_bonus: float = 0.04  # chunk holds a value of the expected type
     rerank_depth: int = 40  # candidates rescored with the coverage features
     sentence_coverage: float = 1.0  # weight of the idf share of query words found in the chunk's best sentence
@@ -68,14 +68,14 @@ class Retriever:
             qvec = self.embedder.embed_query(query.normalized)
             scores, ids = self.snapshot.dense.search(qvec, n_cand)
             dense_scores = {int(i): float(s) for i, s in zip(ids, scores)}
-        if dense_scores:  # reciprocal rank fusion, scaled so the best possible score is 1
-            scale = 1.0 / ((1 + cfg.dense_weight) / (cfg.rrf_k + 1))
-            for rank, i in enumerate(cand):
-                fused[int(i)] = fused.get(int(i), 0.0) + scale / (cfg.rrf_k + rank + 1)
-            for rank, i in enumerate(sorted(dense_scores, key=dense_scores.get, reverse=True)):
-                fused[i] = fused.get(i, 0.0) + scale * cfg.dense_weight / (cfg.rrf_k + rank + 1)
-        else:
-            fused = {int(i): float(lex[i]) / lex_max for i in cand} if lex_max > 0 else {}
+        if lex_max > 0:
+            fused = {int(i): (1 - cfg.dense_weight * bool(dense_scores)) * float(lex[i]) / lex_max for i in cand}
+        if dense_scores:  # min-max calibrated dense similarity, mixed in with weight dense_weight
+            lo, hi = min(dense_scores.values()), max(dense_scores.values())
+            for i, sim in dense_scores.items():
+                norm = (sim - lo) / (hi - lo) if hi > lo else 1.0
+                fused[i] = fused.get(i, (1 - cfg.dense_weight) * float(lex[i]) / lex_max if lex_max > 0 else 0.0)
+                fused[i] += cfg.dense_weight * norm
         coverage = self._coverage(query, sorted(fused, key=fused.get, reverse=True)[: cfg.rerank_depth])
         hits = []
         for i, base in fused.items():
@@ -103,9 +103,16 @@ class Retriever:
         whole chunk does not see that.
         """
         field_syl, field_bi = ("fsyl", "fbi") if query.folded else ("syl", "bi")
-        tokens = tokenize(query.text, query=True)
-        words = set(tokens[field_syl])
-        pairs = set(tokens[field_bi])
+        tokens = tokenize(query.normalized, query=True)
+        # the place and the year are scored by their own features (a passage rarely repeats them)
+        skip = {str(y) for y in query.years}
+        if query.place:
+            surfaces = [m.surface for m in gazetteer.find_places(query.text, folded=query.folded or None)]
+            for name in [query.place, *surfaces]:
+                skip.update(syllables(name))
+                skip.update(fold(t) for t in syllables(name))
+        words = {t for t in tokens[field_syl] if t not in skip}
+        pairs = {t for t in tokens[field_bi] if not skip.intersection(t.split("_"))}
         idf = self.snapshot.lexical.idf(sorted(words), field_syl)
         total = sum(idf.values())
         if not total:
@@ -156,6 +163,8 @@ class Retriever:
             chunk_years = {int(y) for y in _YEAR_RE.findall(chunk.text)}
             if chunk_years & set(query.years):
                 bonus += cfg.year_bonus
+            elif chunk_years:  # speaks of other years only
+                bonus -= cfg.year_penalty
         cue = _TYPE_CUES.get(query.expects or "")
         if cue is not None and cue.search(chunk.text):
             bonus += cfg.type_bonus

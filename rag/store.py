@@ -220,7 +220,7 @@ def read_manifest(index_dir: Path) -> dict:
         manifest = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError) as exc:
         raise IndexCorrupt(f"The index manifest in {index_dir} is unreadable ({exc}); {rebuild_hint(index_dir)}.") from exc
-    if manifest.get("format") != FORMAT_NAME:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise IndexCorrupt(f"{index_dir} does not hold an index of this program; {rebuild_hint(index_dir)}.")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise IndexCorrupt(

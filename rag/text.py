@@ -48,7 +48,7 @@ def normalize(text: str) -> str:
 _TONES = "\u0300\u0301\u0309\u0303\u0323"  # huyền, sắc, hỏi, ngã, nặng
 _OLD_TONE = re.compile(  # "hoà", "hoá", "khoẻ", "thuỷ" at syllable end: tone on the 2nd vowel
     "([oO])([" + "".join(unicodedata.normalize("NFC", v + t) for v in "aAeE" for t in _TONES)
-    + r"])(?!\w)|([uU])([" + "".join(unicodedata.normalize("NFC", v + t) for v in "yY" for t in _TONES)
+    + r"])(?!\w)|(?<![qQ])([uU])([" + "".join(unicodedata.normalize("NFC", v + t) for v in "yY" for t in _TONES)
     + r"])(?!\w)")
 
 
