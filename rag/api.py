@@ -122,7 +122,7 @@ class RAG:
             old = self._retriever
             manifest = old.snapshot.manifest
             chunking = ChunkConfig(**manifest["chunking"])
-            config = _config(old.embedder, chunking.size, chunking.overlap, "auto")
+            config = _config(old.embedder, chunking.size, chunking.overlap, manifest["model"].get("faiss") or "auto")
             report = run(config, old.embedder)
             self._retriever = Retriever(store.load(self.index_dir), old.embedder, old.config)
             return report

@@ -16,6 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .errors import UsageError
 from .text import fold, syllables
 
 DEFAULT_MODEL = "intfloat/multilingual-e5-small"
@@ -192,6 +193,8 @@ def load_embedder(name: str | None) -> Embedder | None:
         return None
     if name.startswith(HASHING_MODEL):
         _, _, dim = name.partition(":")
+        if dim and (not dim.isdigit() or int(dim) < 8):
+            raise UsageError(f"Bad model {name!r}: the hashing embedder takes a dimension of at least 8 (hashing:256).")
         return HashingEmbedder(int(dim) if dim else 256)
     try:
         embedder = SentenceTransformerEmbedder(name, resolve_model_path(name))

@@ -78,8 +78,8 @@ def build(
     """
     paths = [Path(p) for p in paths]
     docs, skipped = read_documents(paths, progress)
-    if not docs and not skipped and not any(p.exists() for p in paths):
-        raise UsageError("Nothing to index: the given paths hold no supported documents.")
+    if not docs and not skipped:
+        raise UsageError("Nothing to index: the given paths hold no supported documents (the index is unchanged).")
     if not docs and skipped:
         raise UsageError(f"No document could be read; first problem: {skipped[0][1]}")
 

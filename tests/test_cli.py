@@ -240,11 +240,6 @@ def test_bad_chunk_settings_are_exit_2(tmp_path, capsys):
     assert_one_error_line(capsys.readouterr().err)
 
 
-@pytest.mark.xfail(
-    reason="BUG: `rag index EMPTY_FOLDER` prints numpy RuntimeWarnings and 'Error: unexpected ValueError: max() "
-    "arg is an empty sequence' with exit 1 (indexer.py:81 only checks that the paths exist)",
-    strict=True,
-)
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy: mean of an empty corpus
 def test_index_of_a_folder_without_documents_is_exit_2(tmp_path, capsys):
     empty = tmp_path / "empty"
@@ -254,11 +249,6 @@ def test_index_of_a_folder_without_documents_is_exit_2(tmp_path, capsys):
     assert code == 2
 
 
-@pytest.mark.xfail(
-    reason="BUG: embed.load_embedder does int(dim) on 'hashing:abc' (embed.py:195) and HashingEmbedder raises "
-    "ValueError for dim < 8; both escape as 'unexpected ValueError', exit 1, instead of a usage error",
-    strict=True,
-)
 @pytest.mark.parametrize("model", ["hashing:abc", "hashing:4"])
 def test_bad_hashing_model_is_exit_2(tmp_path, capsys, model):
     code = main(["index", str(SEEDS), "--index-dir", str(tmp_path / "i"), "--model", model, "--quiet"])

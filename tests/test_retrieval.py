@@ -59,6 +59,31 @@ def test_labour_export_nghe_an_2023_top_chunk_holds_the_figure(rag, question):
     assert "24 ngàn" in hits[0].chunk.text, [h.chunk.id for h in hits]
 
 
+PLACE_BUG = pytest.mark.xfail(
+    reason="BUG: a province named in the question is outweighed by the coverage rerank: place_bonus/penalty "
+    "(0.25/0.2) vs coverage up to 1.5 (retriever.RetrievalConfig), and query.expand only expands abbreviations, "
+    "so 'xuất khẩu lao động' never reaches Nghệ An's 'đi làm việc ở nước ngoài'; An Giang/Hòa Bình chunks "
+    "rank first and `rag ask` abstains with 'tài liệu không nói về Nghệ An'",
+    strict=True,
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "doc_id"),
+    [
+        ("giải quyết việc làm Nghệ An 2023", NGHE_AN),
+        ("tỷ lệ hộ nghèo Hòa Bình 2023", HOA_BINH),
+        ("Quỹ Đền ơn đáp nghĩa An Giang", AN_GIANG),
+        pytest.param("xuất khẩu lao động Nghệ An 2023", NGHE_AN, marks=PLACE_BUG),
+        pytest.param("xuất khẩu lao động nghe an", NGHE_AN, marks=PLACE_BUG),
+        pytest.param("đào tạo nghề Nghệ An", NGHE_AN, marks=PLACE_BUG),
+    ],
+)
+def test_a_named_province_with_a_document_on_the_topic_wins(rag, question, doc_id):
+    hits = rag.search(question, 5)
+    assert hits[0].chunk.doc_id == doc_id, [h.chunk.doc_id for h in hits]
+
+
 @pytest.mark.parametrize(
     ("question", "doc_id", "needle"),
     [

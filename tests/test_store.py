@@ -206,12 +206,6 @@ def test_empty_folder_is_a_usage_error(tmp_path):
         build([empty], tmp_path / "index")
 
 
-@pytest.mark.xfail(
-    reason="BUG: indexer.build only raises 'Nothing to index' when the paths do not exist (indexer.py:81); an "
-    "existing folder with no supported file goes on to LexicalIndex.build([]) and dies with "
-    "'ValueError: max() arg is an empty sequence'",
-    strict=True,
-)
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy: mean of an empty corpus
 def test_folder_without_documents_is_a_usage_error(tmp_path):
     empty = tmp_path / "empty"
@@ -221,12 +215,6 @@ def test_folder_without_documents_is_a_usage_error(tmp_path):
         build([empty], tmp_path / "index")
 
 
-@pytest.mark.xfail(
-    reason="BUG: when every file of an indexed folder is deleted, the next build dies with "
-    "'ValueError: max() arg is an empty sequence' (empty corpus reaches LexicalIndex.build) instead of "
-    "a UsageError or an empty index",
-    strict=True,
-)
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy: mean of an empty corpus
 def test_reindex_after_deleting_every_file(built):
     seeds, index_dir = built
@@ -240,11 +228,6 @@ def test_reindex_after_deleting_every_file(built):
         assert store.load(index_dir).documents == {}
 
 
-@pytest.mark.xfail(
-    reason="BUG: RAG._write rebuilds with faiss_kind 'auto' (api.py:125), so RAG.add/remove silently turn an "
-    "index built with --faiss hnsw (or ivfpq) into a flat one",
-    strict=True,
-)
 def test_add_keeps_the_faiss_kind(seeds_copy, tmp_path):
     index_dir = tmp_path / "index"
     rag, _ = RAG.build([seeds_copy], index_dir, model="hashing", faiss_kind="hnsw")
