@@ -18,7 +18,7 @@ from . import gazetteer
 from .lexical import tokenize
 from .query import analyse
 from .retriever import Retriever
-from .text import fold, syllables
+from .text import fold, syllables, years_in
 from .types import Hit, Query
 
 _SENT_SPLIT = re.compile(r"(?<=[.!?;])\s+(?=[A-ZĐÀ-Ỹ\d\[“\"-])|\n+|(?<=:)\s+(?=[A-ZĐ])")
@@ -48,13 +48,6 @@ _NAME = rf"(?:{'|'.join(_SURNAMES)})(?:\s+[A-ZĐ][a-zà-ỹđ]+){{1,3}}"
 _PERSON = re.compile(rf"(?:{_TITLE}\s+)?({_NAME})")
 _TARGET = re.compile(r"mục tiêu|phấn đấu|dự kiến|chỉ tiêu (?:chủ yếu|chính)|\btarget|\bgoal", re.I)
 _TARGET_FOLDED = re.compile(r"muc tieu|chi tieu|phan dau|ke hoach|\bplan")
-_YEAR_IN_TEXT = re.compile(r"(?<![\d/.,])(?:19|20)\d{2}(?![\d.,]\d)")
-
-
-def _years(text: str) -> set[int]:
-    return {int(y) for y in _YEAR_IN_TEXT.findall(text)}
-
-
 _ENGLISH_WORDS = frozenset("what which who whom how many much when where was were is are the of in did does do for to".split())
 _NOT_NAMES = {"Lao Động", "Thương Binh", "Xã Hội", "Ủy Ban", "Nhân Dân", "Chính Phủ", "Thủ Tướng"}
 
@@ -172,7 +165,7 @@ class Answerer:
 
     def _features(self, query: Query, sent: _Sentence, lead: str = "") -> float:
         bonus = -0.15 * min(1.0, len(sent.text.split()) / 80)  # long sentences cover words by chance
-        years = _years(sent.text) or {int(y) for y in _YEAR_IN_TEXT.findall(lead)[-1:]}  # else the paragraph's last year
+        years = set(years_in(sent.text)) or set(years_in(lead)[-1:])  # else the paragraph's last year
         if query.years:
             if years & set(query.years):
                 bonus += 0.1
@@ -188,7 +181,7 @@ class Answerer:
             else:
                 bonus -= 0.3
         if query.place:
-            bonus += 0.4 if self._about_place(query.place, sent.hit) else -0.4
+            bonus += 0.4 if self.retriever.about_place(query.place, sent.hit.chunk) else -0.4
         return bonus
 
     def _unsupported(self, query: Query, best: _Sentence) -> str | None:
@@ -197,7 +190,7 @@ class Answerer:
             return "không có đoạn nào chứa đủ nội dung của câu hỏi"
         chunk = best.hit.chunk
         doc = self.retriever.snapshot.documents[chunk.doc_id]
-        if self.config.place_strict and query.place and not self._about_place(query.place, best.hit):
+        if self.config.place_strict and query.place and not self.retriever.about_place(query.place, best.hit.chunk):
             return f"tài liệu không nói về {query.place}"
         if query.expects in ("person", "date", "percent") and not extract_candidates(query.expects, best.text):
             kinds = {"person": "tên người", "date": "ngày tháng", "percent": "tỷ lệ phần trăm"}
@@ -207,14 +200,6 @@ class Answerer:
             if not any(str(y) in near for y in query.years) and not set(query.years) & set(doc.meta.years):
                 return f"tài liệu không có số liệu năm {', '.join(map(str, query.years))}"
         return None
-
-
-    def _about_place(self, place: str, hit: Hit) -> bool:
-        chunk = hit.chunk
-        places = {m.place.name for m in gazetteer.find_places(chunk.text, folded=False)}
-        doc = self.retriever.snapshot.documents[chunk.doc_id]
-        doc_place = doc.meta.province if chunk.section != "related" else None
-        return place in places or doc_place == place
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:

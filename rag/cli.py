@@ -67,16 +67,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     def one(question: str, qid=None) -> dict:
         return rag.ask(question, k=args.k, province=args.province, year=args.year).to_json(qid)
 
-    if args.batch:
-        return _batch(args.batch, "question", one)
-    if not args.question:
-        raise UsageError("Give a question, or --batch FILE.jsonl.")
-    result = one(args.question)
-    if args.json:
-        print(json.dumps(result, ensure_ascii=False))
-    else:
-        _print_answer(result, rag.mode)
-    return 0
+    return _single_or_batch(args, "question", one, lambda result: _print_answer(result, rag.mode))
 
 
 def _print_answer(result: dict, mode: str) -> None:
@@ -122,16 +113,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             ],
         }
 
-    if args.batch:
-        return _batch(args.batch, "query", one)
-    if not args.query:
-        raise UsageError("Give a query, or --batch FILE.jsonl.")
-    result = one(args.query)
-    if args.json:
-        print(json.dumps(result, ensure_ascii=False))
-    else:
-        _print_hits(result, rag.mode)
-    return 0
+    return _single_or_batch(args, "query", one, lambda result: _print_hits(result, rag.mode))
 
 
 def _print_hits(result: dict, mode: str) -> None:
@@ -142,6 +124,21 @@ def _print_hits(result: dict, mode: str) -> None:
         print(f"{hit['rank']:>2}. [{hit['score']:.3f}] {hit['doc_id']} ({hit['start']}–{hit['end']})")
         print(f"    {text[:300]}{'…' if len(text) > 300 else ''}")
     print(f"(mode: {mode})", file=sys.stderr)
+
+
+def _single_or_batch(args: argparse.Namespace, key: str, run: Callable[..., dict], show: Callable[[dict], None]) -> int:
+    """`--batch FILE` (JSON lines), or the one positional `key` printed as JSON or for people."""
+    if args.batch:
+        return _batch(args.batch, key, run)
+    text = getattr(args, key)
+    if not text:
+        raise UsageError(f"Give a {key}, or --batch FILE.jsonl.")
+    result = run(text)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        show(result)
+    return 0
 
 
 def _batch(path: Path, key: str, run: Callable[..., dict]) -> int:

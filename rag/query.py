@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from . import gazetteer
-from .text import collapse_spaces, fold, has_diacritics, normalize_query
+from .text import collapse_spaces, fold, has_diacritics, normalize_query, years_in
 from .types import Query
 
 # Abbreviations officials write; each expands to the phrases documents use.
@@ -57,7 +57,6 @@ _ABBR_RE = re.compile(
     re.IGNORECASE,
 )
 _FOLDED_ABBR = {fold(a): a for a in ABBREVIATIONS}
-_YEAR_RE = re.compile(r"(?<![\d.,/])((?:19|20)\d{2})(?![\d.,]\d)")
 
 # Expected answer type: checked in order, on the folded question.
 _EXPECTS: tuple[tuple[str, str], ...] = (
@@ -83,7 +82,7 @@ def analyse(text: str) -> Query:
         text=cleaned,
         normalized=expand(cleaned),
         folded=folded,
-        years=tuple(dict.fromkeys(int(y) for y in _YEAR_RE.findall(cleaned))),
+        years=tuple(dict.fromkeys(years_in(cleaned))),
         place=mentions[0].place.name if mentions else None,
         expects=_expects(fold(cleaned)),
     )

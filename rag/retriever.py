@@ -13,10 +13,9 @@ from .embed import Embedder
 from .query import analyse
 from .lexical import tokenize
 from .store import Snapshot
-from .text import bigrams, fold, syllables
+from .text import bigrams, fold, syllables, years_in
 from .types import Chunk, Hit, Query
 
-_YEAR_RE = re.compile(r"(?<![\d.,/])((?:19|20)\d{2})(?![\d.,]\d)")
 _SENTENCE_RE = re.compile(r"(?<=[.!?;:])\s+|\n+")
 _TYPE_CUES = {
     "percent": re.compile(r"\d%|phần trăm"),
@@ -149,18 +148,20 @@ class Retriever:
         # related news of a local site is often about elsewhere: trust only the chunk's own words there
         return meta.province if chunk.section != "related" else None
 
+    def about_place(self, place: str, chunk: Chunk) -> bool:
+        """The chunk names the place, or belongs to a document about it."""
+        return place in self._chunk_places(chunk.id) or self._doc_place(chunk) == place
+
     def _bonus(self, chunk: Chunk, query: Query) -> float:
         cfg = self.config
         bonus = 0.0
         if query.place:
-            places = self._chunk_places(chunk.id)
-            doc_place = self._doc_place(chunk)
-            if query.place in places or doc_place == query.place:
+            if self.about_place(query.place, chunk):
                 bonus += cfg.place_bonus
-            elif doc_place is not None or places:
+            elif self._doc_place(chunk) is not None or self._chunk_places(chunk.id):
                 bonus -= cfg.place_penalty
         if query.years:
-            chunk_years = {int(y) for y in _YEAR_RE.findall(chunk.text)}
+            chunk_years = set(years_in(chunk.text))
             if chunk_years & set(query.years):
                 bonus += cfg.year_bonus
             elif chunk_years:  # speaks of other years only

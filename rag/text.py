@@ -17,6 +17,8 @@ from functools import lru_cache
 # A number keeps its inner separators and a trailing percent sign: "2,27%", "17.034", "31/7/2023".
 _NUMBER = r"\d+(?:[.,/]\d+)*%?"
 TOKEN_RE = re.compile(rf"{_NUMBER}|[^\W\d_]+(?:[-'][^\W\d_]+)*|\d+", re.UNICODE)
+# A year standing alone: "2023", not inside "17.034", "2,2023" or "10/12/2019"'s day/month part.
+YEAR_RE = re.compile(r"(?<![\d.,/])((?:19|20)\d{2})(?![\d.,]\d)")
 _WORD_RE = re.compile(r"[^\W\d_]+", re.UNICODE)
 _SPACES_RE = re.compile(r"[ \t\u00a0\u2000-\u200b\u3000]+")
 
@@ -104,3 +106,8 @@ def bigrams(tokens: list[str]) -> list[str]:
 
 def collapse_spaces(text: str) -> str:
     return _SPACES_RE.sub(" ", text).strip()
+
+
+def years_in(text: str) -> list[int]:
+    """Years mentioned, in order: years_in("năm 2023, so với 2022") == [2023, 2022]."""
+    return [int(y) for y in YEAR_RE.findall(text)]
