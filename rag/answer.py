@@ -14,7 +14,7 @@ import time
 import numpy as np
 from dataclasses import dataclass, field
 
-from . import gazetteer
+from . import compare, extract
 from .lexical import tokenize
 from .query import analyse
 from .retriever import Retriever
@@ -22,34 +22,13 @@ from .text import fold, syllables, years_in
 from .types import Hit, Query
 
 _SENT_SPLIT = re.compile(r"(?<=[.!?;])\s+(?=[A-ZĐÀ-Ỹ\d\[“\"-])|\n+|(?<=:)\s+(?=[A-ZĐ])")
-_NUM = r"\d+(?:[.,]\d+)*"
-_QUANT = r"(?:(?:khoảng|hơn|trên|gần|dưới|tới|đến|chỉ|mới)\s+)?"
-SPAN_PATTERNS: dict[str, re.Pattern] = {
-    "percent": re.compile(rf"{_QUANT}{_NUM}(?:\s*-\s*{_NUM})?\s?%"),
-    "money": re.compile(rf"{_QUANT}{_NUM}\s*(?:tỷ|triệu|nghìn|ngàn)?\s*(?:đồng|USD|usd)", re.I),
-    "count": re.compile(
-        rf"{_QUANT}{_NUM}(?:\s*(?:ngàn|nghìn|triệu|vạn))?\s+(?:lượt\s+)?"
-        r"(?:người|lao động|hộ|học viên|đối tượng|suất quà|suất|cá nhân|tập thể|chỉ tiêu|vị trí việc làm|"
-        r"phiên|đơn vị|lượt|SV|HS|HV|trẻ em|xã|phường|huyện|ngôi nhà|nhà|tỷ đồng)"
-    ),
-    "date": re.compile(r"(?:ngày\s+)?\d{1,2}/\d{1,2}(?:/\d{4})?|ngày \d{1,2} tháng \d{1,2}(?: năm \d{4})?|tháng \d{1,2}/\d{4}"),
-    "number": re.compile(rf"{_QUANT}{_NUM}(?:\s*(?:ngàn|nghìn|triệu|tỷ))?"),
-}
-_TITLE = (
-    r"(?:Phó Chủ tịch thường trực UBND tỉnh|Phó Chủ tịch UBND tỉnh|Chủ tịch UBND tỉnh|Phó Chủ tịch HĐND tỉnh|"
-    r"Phó Chủ tịch|Chủ tịch|Giám đốc Sở|Giám đốc|Phó Giám đốc|Trưởng phòng|Bộ trưởng|Đồng chí|đồng chí|Ông|ông|Bà|bà)"
-)
-_SURNAMES = (
-    "Nguyễn Trần Lê Phạm Hoàng Huỳnh Phan Vũ Võ Đặng Bùi Đỗ Hồ Ngô Dương Lý Đoàn Đinh Lương Trương Mai Cao Lâm "
-    "Tạ Hà Châu Tô Trịnh Quách Lưu Đào Thái Kiều Thân Triệu La Từ Chu Tăng Lục Mạc Hứa Khúc Vương Đàm Nông Lò "
-    "Lại Giang Kim Tống Văn Âu Doãn Khổng Lưu Ông Phùng Quan Tôn Trình Tiêu Hàn Hầu Mã Lã Diệp Thạch Viên"
-).split()
-_NAME = rf"(?:{'|'.join(_SURNAMES)})(?:\s+[A-ZĐ][a-zà-ỹđ]+){{1,3}}"
-_PERSON = re.compile(rf"(?:{_TITLE}\s+)?({_NAME})")
 _TARGET = re.compile(r"mục tiêu|phấn đấu|dự kiến|chỉ tiêu (?:chủ yếu|chính)|\btarget|\bgoal", re.I)
 _TARGET_FOLDED = re.compile(r"muc tieu|chi tieu|phan dau|ke hoach|\bplan")
 _ENGLISH_WORDS = frozenset("what which who whom how many much when where was were is are the of in did does do for to".split())
-_NOT_NAMES = {"Lao Động", "Thương Binh", "Xã Hội", "Ủy Ban", "Nhân Dân", "Chính Phủ", "Thủ Tướng"}
+_TOKEN = re.compile(r"\d+(?:[.,/]\d+)*%?|[^\W\d_]+|[,;:()–]")
+_BOUNDARY = frozenset(",;:()–")
+_STRICT = {"person": "tên người", "date": "ngày tháng", "percent": "tỷ lệ phần trăm", "entity": "tên cần tìm",
+           "code": "số hiệu văn bản"}
 
 
 @dataclass(frozen=True)
@@ -111,39 +90,78 @@ class Answerer:
     def ask(self, question: str, *, k: int | None = None, province: str | None = None, year: int | None = None) -> Answer:
         t0 = time.perf_counter()
         query = analyse(question)
-        hits = self.retriever.search(query, k or self.config.k, province=province, year=year)
-        t1 = time.perf_counter()
-        answer = self._answer(query, hits)
-        t2 = time.perf_counter()
-        timings = {"retrieve": round((t1 - t0) * 1000, 2), "answer": round((t2 - t1) * 1000, 2)}
+        k = k or self.config.k
+        timings = {"retrieve": 0.0, "answer": 0.0}
+        if compare.is_comparison(query) and not province:
+            answer = compare.answer(self, query, k, year, timings)
+        else:
+            hits = self._search(query, k, province, year, timings)
+            t1 = time.perf_counter()
+            answer = self._answer(query, hits)
+            timings["answer"] += (time.perf_counter() - t1) * 1000
+        timings = {key: round(v, 2) for key, v in timings.items()}
+        timings["total"] = round((time.perf_counter() - t0) * 1000, 2)
         return Answer(
             question=query.text, answer=answer.answer, abstained=answer.abstained, answer_text=answer.answer_text,
             citations=answer.citations, mode="extractive", timings_ms=timings, retrieval_mode=self.retriever.mode,
         )
 
+    def _search(self, query: Query, k: int, province, year, timings: dict) -> list[Hit]:
+        t = time.perf_counter()
+        hits = self.retriever.search(query, k, province=province, year=year)
+        timings["retrieve"] += (time.perf_counter() - t) * 1000
+        return hits
+
     # -- steps
 
     def _answer(self, query: Query, hits: list[Hit]) -> Answer:
-        if not hits:
-            return _abstain(query, "không có đoạn văn nào khớp với câu hỏi")
-        sentences = self._score_sentences(query, hits)
-        if not sentences:
-            return _abstain(query, "không có câu nào khớp với câu hỏi")
-        best = max(sentences, key=lambda s: s.score)
-        reason = self._unsupported(query, best)
-        if reason:
+        pick, reason = self.pick(query, hits)
+        if pick is None:
             return _abstain(query, reason)
-        span = extract_span(query, best.text)
-        citation = Citation(
-            n=1, doc_id=best.hit.chunk.doc_id, source=best.hit.source, chunk_id=best.hit.chunk.id,
-            start=best.start, end=best.end, text=best.text, score=round(best.score, 4),
-        )
-        sentence = best.text.rstrip()
-        answer_text = f"{sentence.rstrip('.;:')} [1]."
+        sentence, span = pick
+        citation = _citation(1, sentence)
+        answer_text = f"{sentence.text.rstrip().rstrip('.;:')} [1]."
         return Answer(query.text, span, False, answer_text, (citation,))
 
-    def _score_sentences(self, query: Query, hits: list[Hit]) -> list[_Sentence]:
-        words, idf = _question_words(self.retriever, query)
+    def pick(self, query: Query, hits: list[Hit]) -> tuple[tuple[_Sentence, str] | None, str]:
+        """The sentence that answers and the answer inside it, or None and why not."""
+        if not hits:
+            return None, "không có đoạn văn nào khớp với câu hỏi"
+        _, weights = _question_words(self.retriever, query)
+        sentences = self._score_sentences(query, hits, weights)
+        if not sentences:
+            return None, "không có câu nào khớp với câu hỏi"
+        sentences.sort(key=lambda s: s.score, reverse=True)
+        echoed = _numbers(query.text)
+        unit = _asked_unit(query)
+        if len(query.years) < 2:  # one year: a matter for the sentence, not for which value in it
+            weights = {t: w for t, w in weights.items() if not years_in(t)}
+        best: tuple[float, _Sentence, tuple[int, int]] | None = None
+        for sent in sentences[:8]:
+            tokens = _tokens(sent.text)
+            spans = extract.candidates(query.expects, sent.text, query.head)
+            topic_end = min((a for a, _ in spans), default=0)
+            for n, span in enumerate(spans):
+                text = sent.text[span[0]:span[1]]
+                if _numbers(text) & echoed:  # "…còn 9,2%; vậy năm 2024…": the question already says it
+                    continue
+                local = _proximity(tokens, span, weights, topic_end)
+                score = sent.score + 0.6 * local + _unit_bonus(unit, text) - 0.01 * n
+                if best is None or score > best[0]:
+                    best = (score, sent, span)
+        if best is None:
+            top = sentences[0]
+            if query.expects in _STRICT:
+                return None, f"không tìm thấy {_STRICT[query.expects]} trong đoạn phù hợp nhất"
+            reason = self._unsupported(query, top)
+            return (None, reason) if reason else ((top, _free_span(query, top.text)), "")
+        _, sent, (a, b) = best
+        reason = self._unsupported(query, sent)
+        if reason:
+            return None, reason
+        return (sent, sent.text[a:b].strip(" ,.;:")), ""
+
+    def _score_sentences(self, query: Query, hits: list[Hit], idf: dict[str, float]) -> list[_Sentence]:
         total = sum(idf.values()) or 1.0
         top_score = hits[0].score or 1.0
         out: list[_Sentence] = []
@@ -165,21 +183,19 @@ class Answerer:
 
     def _features(self, query: Query, sent: _Sentence, lead: str = "") -> float:
         bonus = -0.15 * min(1.0, len(sent.text.split()) / 80)  # long sentences cover words by chance
-        years = set(years_in(sent.text)) or set(years_in(lead)[-1:])  # else the paragraph's last year
+        text = sent.text if years_in(sent.text) else lead[-200:]  # else the paragraph's years
         if query.years:
-            if years & set(query.years):
+            asked = set(query.years)
+            if asked & set(years_in(text)):
                 bonus += 0.1
-            elif years:
+            elif years_in(text) and not asked & set(_years(text)):  # "giai đoạn 2021 - 2025" holds 2024
                 bonus -= 0.15
         wants_target = bool(_TARGET.search(query.text)) or bool(_TARGET_FOLDED.search(fold(query.text)))
         is_target = bool(_TARGET.search(sent.text) or _TARGET.search(lead[-150:]))
         if wants_target != is_target:
             bonus -= 0.1
-        if query.expects in SPAN_PATTERNS or query.expects == "person":
-            if extract_candidates(query.expects, sent.text):
-                bonus += 0.15
-            else:
-                bonus -= 0.3
+        if query.expects in extract.PATTERNS or query.expects in _STRICT:
+            bonus += 0.15 if extract.candidates(query.expects, sent.text, query.head) else -0.3
         if query.place:
             bonus += 0.4 if self.retriever.about_place(query.place, sent.hit.chunk) else -0.4
         return bonus
@@ -192,14 +208,31 @@ class Answerer:
         doc = self.retriever.snapshot.documents[chunk.doc_id]
         if self.config.place_strict and query.place and not self.retriever.about_place(query.place, best.hit.chunk):
             return f"tài liệu không nói về {query.place}"
-        if query.expects in ("person", "date", "percent") and not extract_candidates(query.expects, best.text):
-            kinds = {"person": "tên người", "date": "ngày tháng", "percent": "tỷ lệ phần trăm"}
-            return f"không tìm thấy {kinds[query.expects]} trong đoạn phù hợp nhất"
         if self.config.year_strict and query.years:
             near = chunk.text + " " + chunk.header
             if not any(str(y) in near for y in query.years) and not set(query.years) & set(doc.meta.years):
                 return f"tài liệu không có số liệu năm {', '.join(map(str, query.years))}"
         return None
+
+
+_YEAR_RANGE = re.compile(r"\b((?:19|20)\d{2})\s*[-–]\s*((?:19|20)\d{2})\b")
+
+
+def _years(text: str) -> list[int]:
+    """Years a text speaks of, the years inside a range ("giai đoạn 2021 - 2025") included."""
+    years = years_in(text)
+    for m in _YEAR_RANGE.finditer(text):
+        a, b = int(m.group(1)), int(m.group(2))
+        if a < b <= a + 20:
+            years += range(a + 1, b)
+    return years
+
+
+def _citation(n: int, sent: _Sentence) -> Citation:
+    return Citation(
+        n=n, doc_id=sent.hit.chunk.doc_id, source=sent.hit.source, chunk_id=sent.hit.chunk.id,
+        start=sent.start, end=sent.end, text=sent.text, score=round(sent.score, 4),
+    )
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -227,62 +260,88 @@ def _question_words(retriever: Retriever, query: Query) -> tuple[set[str], dict[
     return words, {t: w for t, w in idf.items() if not t.isdigit() or len(t) == 4}
 
 
-def extract_candidates(kind: str | None, sentence: str) -> list[tuple[int, int]]:
-    """Spans of values of the given type in the sentence (years excluded)."""
-    candidates: list[tuple[int, int]] = []
-    if kind == "person":
-        candidates = [m.span(1) for m in _PERSON.finditer(sentence) if m.group(1) not in _NOT_NAMES
-                      and not gazetteer.lookup(m.group(1))]
-    elif kind == "place":
-        candidates = [(m.start, m.end) for m in gazetteer.find_places(sentence, folded=False)]
-    elif kind in SPAN_PATTERNS:
-        candidates = [m.span() for m in SPAN_PATTERNS[kind].finditer(sentence)]
-        if not candidates and kind in ("count", "money", "percent"):
-            candidates = [m.span() for m in SPAN_PATTERNS["number"].finditer(sentence) if not _is_year(m.group())]
-    return [c for c in candidates if not _is_year(sentence[c[0]:c[1]])]
+def _tokens(sentence: str) -> list[tuple[int, int, str]]:
+    return [(m.start(), m.end(), fold(m.group().lower())) for m in _TOKEN.finditer(sentence)]
+
+
+def _proximity(tokens: list[tuple[int, int, str]], span: tuple[int, int], weights: dict[str, float],
+               topic_end: int = 0) -> float:
+    """How much of the question sits next to the candidate: each question word counts by its idf,
+    decayed by its distance in words and much more by each clause boundary (",", ";", "(") between
+    them, so that the clause's own words decide ("giảm 1,29% so với năm 2022"); words before the
+    value count a little more than words after it. The sentence's topic (the words before its first
+    value: "Tỷ lệ hộ nghèo") is shared by all its values and counts the same for each."""
+    total = sum(weights.values()) or 1.0
+    inside = [i for i, (s, e, _) in enumerate(tokens) if s < span[1] and e > span[0]]
+    if not inside:
+        return 0.0
+    first, last = inside[0], inside[-1]
+    walls = [0]
+    for _, _, t in tokens:
+        walls.append(walls[-1] + (t in _BOUNDARY))
+    best: dict[str, float] = {}
+    for i, (_, e, t) in enumerate(tokens):
+        w = weights.get(t)
+        if not w:
+            continue
+        if first <= i <= last:
+            factor = 1.0
+        elif i < first:
+            factor = 0.9 ** (first - i) * 0.4 ** (walls[first] - walls[i + 1])
+        else:
+            factor = 0.8 * 0.9 ** (i - last) * 0.4 ** (walls[i] - walls[last + 1])
+        if e <= topic_end:
+            factor = max(factor, 0.6)
+        best[t] = max(best.get(t, 0.0), w * factor)
+    return sum(best.values()) / total
+
+
+_ASKED_UNIT = re.compile(r"\b(?:bao nhieu|may|how many)\s+((?:\w+\s*){1,4})")
+_UNIT_CLASSES = (
+    {"nguoi", "lao dong", "hoc vien", "hv", "sv", "hs", "hoc sinh", "sinh vien", "doi tuong", "ca nhan", "workers",
+     "people", "persons"},
+    {"ho", "gia dinh", "households"},
+)
+
+
+def _asked_unit(query: Query) -> str:
+    """The thing counted: "bao nhiêu vị trí việc làm" → "vi tri viec lam" (folded)."""
+    m = _ASKED_UNIT.search(fold(query.text).lower())
+    return m.group(1).strip() if m else ""
+
+
+def _unit_bonus(unit: str, candidate: str) -> float:
+    """The candidate counts what was asked ("62.696 vị trí việc làm" for "bao nhiêu vị trí việc làm")."""
+    if not unit:
+        return 0.0
+    said = re.sub(r"^\D*\d+(?:[.,/]\d+)*\s*(?:ngan|nghin|trieu|ty|van)?\s*", "", fold(candidate).lower()).strip()
+    if not said:
+        return 0.0
+    if f"{unit} ".startswith(f"{said} "):
+        return 0.3
+    for group in _UNIT_CLASSES:
+        if said in group and any(f"{unit} ".startswith(f"{u} ") for u in group):
+            return 0.3
+    return 0.0
+
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def _numbers(text: str) -> set[str]:
+    """The numbers a text states, years left out."""
+    return {n for n in _NUMBER.findall(text) if not re.fullmatch(r"(?:19|20)\d{2}", n)}
 
 
 def extract_span(query: Query, sentence: str) -> str:
-    """The exact answer inside `sentence`: a value of the expected type nearest the question's words."""
-    candidates = extract_candidates(query.expects, sentence)
-    if not candidates:
+    """The answer inside one sentence: the candidate of the expected type closest to the question's words."""
+    cands = extract.candidates(query.expects, sentence, query.head)
+    if not cands:
         return _free_span(query, sentence)
-    anchor = _anchor(query, sentence)
-    best = min(candidates, key=lambda c: (_distance(c, anchor), c[0]))
-    return sentence[best[0]:best[1]].strip(" ,.;")
-
-
-def _is_year(text: str) -> bool:
-    return bool(re.fullmatch(r"(?:19|20)\d{2}", text.strip()))
-
-
-def _anchor(query: Query, sentence: str) -> tuple[int, int]:
-    """The span of the longest run of the question's words in the sentence (the answer sits next to it)."""
-    q = [fold(t) for t in syllables(query.text)]
-    toks = [(m.start(), m.end(), fold(m.group().lower())) for m in re.finditer(r"\S+", sentence)]
-    toks = [(s, e, re.sub(r"[^\w%]", "", t)) for s, e, t in toks]
-    best, best_len = (0, 0), 0
-    qs = set(q)
-    qpairs = set(zip(q, q[1:]))
-    run = 0
-    for i, (s, e, t) in enumerate(toks):
-        if t in qs and not re.fullmatch(r"[\d.,%]+", t):
-            run = run + 1 if i and (toks[i - 1][2], t) in qpairs else 1
-            if run >= best_len:
-                best, best_len = (toks[i - run + 1][0], e), run
-        else:
-            run = 0
-    return best
-
-
-def _distance(span: tuple[int, int], anchor: tuple[int, int]) -> float:
-    """0 when the value touches the question's words ("27 phiên giao dịch"), else characters away;
-    values after the words are preferred ("Tỷ lệ hộ nghèo 2,27%")."""
-    if span[0] <= anchor[1] + 1 and span[1] >= anchor[0] - 1:
-        return 0.0
-    if span[0] > anchor[1]:
-        return span[0] - anchor[1]
-    return (anchor[0] - span[1]) * 3 + 50
+    weights = {fold(t): 1.0 for t in syllables(query.normalized)}
+    tokens = _tokens(sentence)
+    a, b = max(cands, key=lambda c: _proximity(tokens, c, weights))
+    return sentence[a:b].strip(" ,.;:")
 
 
 def _free_span(query: Query, sentence: str) -> str:
@@ -310,7 +369,7 @@ def _free_span(query: Query, sentence: str) -> str:
 def _abstain(query: Query, reason: str) -> Answer:
     searched = [f"“{query.text}”"]
     if query.place:
-        searched.append(f"địa phương: {query.place}")
+        searched.append(f"địa phương: {', '.join(query.places or (query.place,))}")
     if query.years:
         searched.append(f"năm: {', '.join(map(str, query.years))}")
     text = f"Không tìm thấy thông tin trả lời trong các tài liệu ({reason}; đã tìm: {'; '.join(searched)})."

@@ -40,7 +40,8 @@ class LexicalConfig:
 
 
 # Question words: frequent in questions, absent from the passages that answer them.
-QUESTION_WORDS = frozenset("gì nào ai bao nhiêu đâu sao mấy giờ không hay thế vậy".split())
+_QUESTION = "gì nào ai bao nhiêu đâu sao mấy giờ không hay thế vậy".split()
+QUESTION_WORDS = frozenset(_QUESTION + [fold(w) for w in _QUESTION])
 
 
 def tokenize(text: str, query: bool = False) -> dict[str, list[str]]:

@@ -60,13 +60,30 @@ _FOLDED_ABBR = {fold(a): a for a in ABBREVIATIONS}
 
 # Expected answer type: checked in order, on the folded question.
 _EXPECTS: tuple[tuple[str, str], ...] = (
-    ("percent", r"ty le|bao nhieu phan tram|may phan tram|phan tram|%|\bpercent|\brate\b"),
-    ("money", r"bao nhieu tien|kinh phi|so tien|ngan sach|von|giai ngan|ty dong|trieu dong|\bmoney|\bbudget|\bfund"),
-    ("date", r"ngay nao|ngay bao nhieu|khi nao|bao gio|thoi gian nao|thang nao|\bwhen\b|what date"),
-    ("person", r"\bai\b|nguoi nao|dong chi nao|ong nao|ba nao|la ai|\bwho\b|ho ten|ten cua"),
+    ("code", r"so hieu|ky hieu|so may\b|\bnumber of the (?:decision|resolution)"),
+    ("percent", r"ty le|bao nhieu phan tram|may phan tram|phan tram|%|\bpercent|\brate\b|\bshare\b|\bproportion"),
+    ("money", r"bao nhieu tien|kinh phi|so tien|ngan sach|\bvon\b|giai ngan|ty dong|trieu dong|\bmoney|\bbudget|\bfund"
+              r"|how much|\bdisburs"),
+    ("date", r"ngay nao|ngay bao nhieu|khi nao|bao gio|thoi gian nao|thang nao|\bwhen\b|what date|which day"),
+    ("person", r"\bai\b|nguoi nao|dong chi nao|ong nao|ba nao|la ai|\bwho\b|ho ten|ten cua|ten la gi|ten gi"),
     ("place", r"o dau|tai dau|tinh nao|dia phuong nao|noi nao|\bwhere\b|which province"),
     ("count", r"bao nhieu|so luong|may nguoi|how many|\bso\b|\bmay\b|xkld|lao dong"),
 )
+# "<noun> nào / gì": the answer is a name introduced by that noun ("Công ty TNHH gỗ Bình Minh").
+_ENTITY_HEADS = (
+    "công ty", "doanh nghiệp", "trường", "ngân hàng", "nghị quyết", "nghị định", "quyết định", "thông tư",
+    "chỉ thị", "chương trình", "đề án", "dự án", "đơn vị", "cơ quan", "tổ chức", "bệnh viện", "huyện", "quận",
+    "thị xã", "thành phố", "phường", "xã", "thôn", "bản", "ấp", "sở", "ban", "hội", "quỹ", "nước", "thị trường",
+)
+_ENGLISH_HEADS = {
+    "company": "công ty", "school": "trường", "bank": "ngân hàng", "resolution": "nghị quyết", "decision": "quyết định",
+    "district": "huyện", "ward": "phường", "commune": "xã", "programme": "chương trình", "program": "chương trình",
+    "country": "nước", "market": "thị trường", "department": "sở", "agency": "cơ quan",
+}
+_ENTITY_RE = re.compile(
+    r"\b(" + "|".join(sorted((fold(h) for h in _ENTITY_HEADS), key=len, reverse=True)) + r")((?:\s+\w+){0,3}?)\s+(?:nao|gi)\b"
+)
+_ENGLISH_ENTITY_RE = re.compile(r"\b(?:which|what)\s+(" + "|".join(_ENGLISH_HEADS) + r")\b")
 
 
 def analyse(text: str) -> Query:
@@ -77,14 +94,18 @@ def analyse(text: str) -> Query:
     folded = not has_diacritics(cleaned)
     mentions = gazetteer.find_places(cleaned, folded=folded or None)
     if not mentions and not folded:  # "hộ nghèo ở hue": try the unaccented words too
-        mentions = gazetteer.find_places(cleaned, folded=True)
+        mentions = [m for m in gazetteer.find_places(cleaned, folded=True) if not has_diacritics(m.surface)]
+    places = tuple(dict.fromkeys(m.place.name for m in mentions))
+    expects, head = _expects(cleaned)
     return Query(
         text=cleaned,
         normalized=expand(cleaned),
         folded=folded,
         years=tuple(dict.fromkeys(years_in(cleaned))),
-        place=mentions[0].place.name if mentions else None,
-        expects=_expects(fold(cleaned)),
+        place=places[0] if places else None,
+        expects=expects,
+        head=head,
+        places=places,
     )
 
 
@@ -107,8 +128,18 @@ def expand(text: str) -> str:
     return " ".join([text, *extra])
 
 
-def _expects(folded: str) -> str | None:
+def _expects(text: str) -> tuple[str | None, str | None]:
+    """The expected answer type, and for a named thing the noun that introduces it."""
+    folded = fold(text).lower()
+    m = _ENTITY_RE.search(folded)
+    if m and m.group(1) != "so":
+        words = text.split()
+        start = len(folded[:m.start(1)].split())
+        return "entity", " ".join(words[start:start + len(m.group(1).split())])
+    m = _ENGLISH_ENTITY_RE.search(folded)
+    if m:
+        return "entity", _ENGLISH_HEADS[m.group(1)]
     for kind, pattern in _EXPECTS:
         if re.search(pattern, folded):
-            return kind
-    return None
+            return kind, None
+    return None, None

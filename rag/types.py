@@ -65,7 +65,9 @@ class Query:
     folded: bool  # typed without diacritics
     years: tuple[int, ...] = ()
     place: str | None = None  # canonical province name
-    expects: str | None = None  # percent | count | money | person | date | place | number
+    expects: str | None = None  # percent | count | money | person | date | place | entity | code | number
+    head: str | None = None  # for "entity": the noun asked about ("công ty" in "công ty nào")
+    places: tuple[str, ...] = ()  # every province named, in order ("Hòa Bình hay Thừa Thiên Huế")
 
 
 @dataclass(frozen=True)

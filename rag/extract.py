@@ -1,0 +1,160 @@
+"""Typed answer candidates inside a sentence: percentages, money, counts with units, dates, people,
+places, named things ("Công ty TNHH gỗ Bình Minh", "Nghị quyết số 42-NQ/TW"), and their values.
+
+>>> s = "Tỷ lệ hộ nghèo 2,27%, giảm 1,29% so với năm 2022."
+>>> [s[a:b] for a, b in candidates("percent", s)]
+['2,27%', '1,29%']
+>>> [s[a:b] for a, b in candidates("count", "giải quyết việc làm cho khoảng 24 ngàn người [1]")]
+['khoảng 24 ngàn người']
+>>> value("khoảng 24 ngàn người"), value("2,27%"), value("17.034 người")
+(24000.0, 2.27, 17034.0)
+"""
+
+from __future__ import annotations
+
+import re
+
+from . import gazetteer
+from .text import fold
+
+_NUM = r"(?<![\w.,/])\d+(?:[.,]\d+)*"
+_QUANT = r"(?:(?:khoảng|hơn|trên|gần|dưới|tới|đến|chỉ|mới|đạt|còn)\s+)?"
+_UNITS = (
+    r"người|lao động|hộ|học viên|đối tượng|suất quà|suất|cá nhân|tập thể|chỉ tiêu|vị trí việc làm|"
+    r"phiên|đơn vị|lượt|SV|HS|HV|trẻ em|xã|phường|huyện|ngôi nhà|căn nhà|nhà|doanh nghiệp|cơ sở|"
+    r"trường|lớp|thẻ|hồ sơ|trường hợp|công trình|mô hình|dự án|gia đình|thôn|bản|tỷ đồng|triệu đồng"
+)
+PATTERNS: dict[str, re.Pattern] = {
+    "percent": re.compile(rf"{_QUANT}(?:từ\s+)?{_NUM}(?:\s*%?\s*(?:-|–|đến)\s*{_NUM})?\s?%"),
+    "money": re.compile(rf"{_QUANT}{_NUM}\s*(?:tỷ|triệu|nghìn|ngàn)?\s*(?:đồng|USD|usd)", re.I),
+    "count": re.compile(
+        rf"{_QUANT}{_NUM}(?:/\d+)?(?:\s*(?:ngàn|nghìn|triệu|vạn))?\s+(?:lượt\s+)?(?:{_UNITS})\b"
+    ),
+    "date": re.compile(
+        r"(?:ngày\s+)?(?<!\d)\d{1,2}/\d{1,2}(?:/\d{4})?(?![\d/])|ngày \d{1,2} tháng \d{1,2}(?: năm \d{4})?|tháng \d{1,2}/\d{4}"
+    ),
+    "number": re.compile(rf"{_QUANT}{_NUM}(?:/\d+)?(?:\s*(?:ngàn|nghìn|triệu|tỷ))?"),
+    "code": re.compile(
+        r"(?:(?:Quyết định|Nghị quyết|Nghị định|Thông tư|Chỉ thị|Kế hoạch|Công văn|Kết luận|Luật)\s+)?"
+        r"số\s+\d+[\w/.-]*/[\w/.-]*\w",
+        re.I,
+    ),
+}
+_TITLES = (
+    "Phó Chủ tịch thường trực UBND tỉnh", "Phó Chủ tịch UBND tỉnh", "Chủ tịch UBND tỉnh", "Phó Chủ tịch HĐND tỉnh",
+    "Phó Chủ tịch", "Chủ tịch", "Phó Giám đốc Sở", "Giám đốc Sở", "Phó Giám đốc", "Giám đốc", "Trưởng phòng",
+    "Bộ trưởng", "Thứ trưởng", "Bí thư", "Phó Bí thư", "Đồng chí", "đồng chí", "Ông", "ông", "Bà", "bà",
+)
+SURNAMES = frozenset((
+    "Nguyễn Trần Lê Phạm Hoàng Huỳnh Phan Vũ Võ Đặng Bùi Đỗ Hồ Ngô Dương Lý Đoàn Đinh Lương Trương Mai Cao Lâm "
+    "Tạ Hà Châu Tô Trịnh Quách Lưu Đào Thái Kiều Thân Triệu La Từ Chu Tăng Lục Mạc Hứa Khúc Vương Đàm Nông Lò "
+    "Lại Giang Kim Tống Văn Âu Doãn Khổng Ông Phùng Quan Tôn Trình Tiêu Hàn Hầu Mã Lã Diệp Thạch Viên Bạch"
+).split())
+_NOT_NAMES = frozenset({"Lao Động", "Thương Binh", "Xã Hội", "Ủy Ban", "Nhân Dân", "Chính Phủ", "Thủ Tướng"})
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+_BRACKETED = re.compile(r"\[\d+\]|\(\d+\)")
+_YEAR = re.compile(r"(?:19|20)\d{2}")
+# Words that may sit inside a name after its head: "Công ty TNHH gỗ Bình Minh", "Kỹ thuật – Tổng hợp".
+_NAME_GLUE = frozenset({"–", "-", "&", "và", "số"})
+
+
+def candidates(kind: str | None, sentence: str, head: str | None = None) -> list[tuple[int, int]]:
+    """Spans of values of the given kind in the sentence; bare years and footnote marks excluded."""
+    if kind == "person":
+        spans = person_spans(sentence)
+    elif kind == "place":
+        spans = [(m.start, m.end) for m in gazetteer.find_places(sentence, folded=False)]
+        spans += _named_after(sentence, ("tỉnh", "thành phố", "huyện", "quận", "thị xã", "xã", "phường"))
+    elif kind == "entity":
+        spans = _named_after(sentence, (head,) if head else ())
+    elif kind in PATTERNS:
+        spans = [m.span() for m in PATTERNS[kind].finditer(sentence)]
+        if not spans and kind in ("count", "money"):
+            spans = [m.span() for m in PATTERNS["number"].finditer(sentence)]
+    else:
+        spans = []
+    marks = [m.span() for m in _BRACKETED.finditer(sentence)]
+    return [
+        (a, b) for a, b in dict.fromkeys(spans)
+        if not _YEAR.fullmatch(sentence[a:b].strip()) and not any(s <= a and b <= e for s, e in marks)
+    ]
+
+
+def person_spans(sentence: str) -> list[tuple[int, int]]:
+    """Names: a surname followed by one to three capitalised syllables ("Nguyễn Thị Ái Vân")."""
+    words = list(_WORD.finditer(sentence))
+    spans = []
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w.group() in SURNAMES:
+            j = i + 1
+            while j < len(words) and j - i <= 3 and words[j].group()[0].isupper() \
+                    and sentence[words[j - 1].end():words[j].start()] == " ":
+                j += 1
+            if j - i >= 2:
+                a, b = w.start(), words[j - 1].end()
+                name = sentence[a:b]
+                if name not in _NOT_NAMES and not gazetteer.lookup(name):
+                    spans.append((a, b))
+                i = j
+                continue
+        i += 1
+    return spans
+
+
+def title_before(sentence: str, start: int) -> str | None:
+    """The title written right before a name ("Phó Chủ tịch HĐND tỉnh Nguyễn Thị Ái Vân")."""
+    before = sentence[max(0, start - 60):start].rstrip()
+    for title in _TITLES:
+        if before.endswith(title):
+            return title
+    return None
+
+
+def _named_after(sentence: str, heads: tuple[str, ...]) -> list[tuple[int, int]]:
+    """"<head> <Name…>": the head word followed by the name it introduces, up to punctuation, with
+    trailing lowercase words dropped ("Nghị quyết số 42-NQ/TW về …" → "Nghị quyết số 42-NQ/TW")."""
+    spans = []
+    folded = fold(sentence).lower()
+    for head in filter(None, heads):
+        h = fold(head).lower()
+        for m in re.finditer(rf"(?<!\w){re.escape(h)}(?!\w)", folded):
+            tail = re.match(r"[^,;:.()\[\]\n“”\"]*", sentence[m.end():m.end() + 120]).group()
+            toks = list(re.finditer(r"\S+", tail))[:10]
+            keep = 0
+            for n, t in enumerate(toks):
+                word = t.group()
+                if word[0].isupper() or word[0].isdigit() or word in _NAME_GLUE or word.isupper():
+                    keep = n + 1
+                elif n + 1 < len(toks) and toks[n + 1].group()[0].isupper() and n < 3:
+                    continue  # "gỗ Bình Minh", "vùng cao Mai Châu"
+                elif keep == 0 and n < 2 and word.islower():
+                    continue
+                else:
+                    break
+            if keep:
+                end = m.end() + toks[keep - 1].end()
+                while end > m.end() and sentence[end - 1] in "–-& ":
+                    end -= 1
+                spans.append((m.start(), end))
+    return spans
+
+
+_MULTIPLIERS = {"ngàn": 1e3, "nghìn": 1e3, "vạn": 1e4, "triệu": 1e6, "tỷ": 1e9}
+
+
+def value(span: str) -> float | None:
+    """The number a span states, Vietnamese style: "17.034" = 17034, "2,27" = 2.27, "24 ngàn" = 24000."""
+    m = re.search(r"\d+(?:[.,]\d+)*", span)
+    if not m:
+        return None
+    digits = m.group()
+    if re.fullmatch(r"\d{1,3}(?:\.\d{3})+", digits):
+        number = float(digits.replace(".", ""))
+    else:
+        number = float(digits.replace(".", "").replace(",", "."))
+    after = span[m.end():].split()
+    if after and after[0] in _MULTIPLIERS:
+        number *= _MULTIPLIERS[after[0]]
+    return number
