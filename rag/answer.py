@@ -22,13 +22,13 @@ from .text import fold, syllables, years_in
 from .types import Hit, Query
 
 _SENT_SPLIT = re.compile(r"(?<=[.!?;])\s+(?=[A-ZĐÀ-Ỹ\d\[“\"-])|\n+|(?<=:)\s+(?=[A-ZĐ])")
-_TARGET = re.compile(r"mục tiêu|phấn đấu|dự kiến|chỉ tiêu (?:chủ yếu|chính)|\btarget|\bgoal", re.I)
+_TARGET = re.compile(r"(?<!chương trình )mục tiêu|phấn đấu|dự kiến|chỉ tiêu (?:chủ yếu|chính)|\btarget|\bgoal", re.I)
 _TARGET_FOLDED = re.compile(r"muc tieu|chi tieu|phan dau|ke hoach|\bplan")
 _ENGLISH_WORDS = frozenset("what which who whom how many much when where was were is are the of in did does do for to".split())
 _TOKEN = re.compile(r"\d+(?:[.,/]\d+)*%?|[^\W\d_]+|[,;:()–]")
 _BOUNDARY = frozenset(",;:()–")
 _STRICT = {"person": "tên người", "date": "ngày tháng", "percent": "tỷ lệ phần trăm", "entity": "tên cần tìm",
-           "code": "số hiệu văn bản"}
+           "code": "số hiệu văn bản", "count": "con số", "money": "số tiền"}
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,11 @@ class _Sentence:
     score: float = 0.0
 
 
+PAIR_W = 1.0
+HIT_W = 0.6
+LEN_W = 0.3
+
+
 class Answerer:
     def __init__(self, retriever: Retriever, config: AnswerConfig = AnswerConfig()) -> None:
         self.retriever = retriever
@@ -127,12 +132,14 @@ class Answerer:
         """The sentence that answers and the answer inside it, or None and why not."""
         if not hits:
             return None, "không có đoạn văn nào khớp với câu hỏi"
-        _, weights = _question_words(self.retriever, query)
-        sentences = self._score_sentences(query, hits, weights)
+        asked, weights = _question_words(self.retriever, query)
+        sentences = self._score_sentences(query, hits, weights, asked)
         if not sentences:
             return None, "không có câu nào khớp với câu hỏi"
         sentences.sort(key=lambda s: s.score, reverse=True)
         echoed = _numbers(query.text)
+        title = _asked_title(query)
+        verb = _asked_verb(query)
         unit = _asked_unit(query)
         if len(query.years) < 2:  # one year: a matter for the sentence, not for which value in it
             weights = {t: w for t, w in weights.items() if not years_in(t)}
@@ -145,13 +152,16 @@ class Answerer:
                 text = sent.text[span[0]:span[1]]
                 if _numbers(text) & echoed:  # "…còn 9,2%; vậy năm 2024…": the question already says it
                     continue
+                if query.expects == "person" and not _title_fits(title, extract.titles_near(sent.text, *span)):
+                    continue  # "Chủ tịch" was asked; this is the "Phó Chủ tịch"
                 local = _proximity(tokens, span, weights, topic_end)
-                score = sent.score + 0.6 * local + _unit_bonus(unit, text) - 0.01 * n
+                score = (sent.score + 0.6 * local + _unit_bonus(unit, text) - 0.01 * n
+                         + _predicate_bonus(verb, sent.text, span))
                 if best is None or score > best[0]:
                     best = (score, sent, span)
         if best is None:
             top = sentences[0]
-            if query.expects in _STRICT:
+            if query.expects in _STRICT or query.expects in ("count", "money"):
                 return None, f"không tìm thấy {_STRICT[query.expects]} trong đoạn phù hợp nhất"
             reason = self._unsupported(query, top)
             return (None, reason) if reason else ((top, _free_span(query, top.text)), "")
@@ -161,9 +171,18 @@ class Answerer:
             return None, reason
         return (sent, sent.text[a:b].strip(" ,.;:")), ""
 
-    def _score_sentences(self, query: Query, hits: list[Hit], idf: dict[str, float]) -> list[_Sentence]:
+    def _score_sentences(self, query: Query, hits: list[Hit], idf: dict[str, float],
+                         asked: set[str] | None = None) -> list[_Sentence]:
+        """Every sentence of the hits, scored; `support` is the idf share of the question's words it
+        holds: of the words as asked, or of the expanded query, whichever is higher (an English
+        question counts only its translated words)."""
+        asked = set(idf) if asked is None else asked
+        asked_total = sum(idf[t] for t in asked) or 1.0
+        english = _english(query)
         total = sum(idf.values()) or 1.0
         top_score = hits[0].score or 1.0
+        qwords = [fold(t) for t in syllables(query.normalized)]
+        qpairs = {p for p in zip(qwords, qwords[1:]) if p[0] in idf or p[1] in idf}
         out: list[_Sentence] = []
         for hit in hits:
             chunk = hit.chunk
@@ -173,16 +192,21 @@ class Answerer:
                 text = chunk.text[s:e]
                 if s == 0 or "\n" in chunk.text[max(0, s - 2):s]:
                     lead = ""
-                present = {fold(t) for t in syllables(text)} | context
-                support = sum(w for t, w in idf.items() if t in present) / total
+                folded = [fold(t) for t in syllables(text)]
+                present = set(folded) | context
+                support = sum(idf[t] for t in asked if t in present) / asked_total
+                if not english:
+                    support = max(support, sum(w for t, w in idf.items() if t in present) / total)
+                pairs = len(qpairs & set(zip(folded, folded[1:]))) / len(qpairs) if qpairs else 0.0
                 sent = _Sentence(hit, chunk.start + s, chunk.start + e, text, support)
-                sent.score = support + 0.3 * (hit.score / top_score) + self._features(query, sent, lead)
+                sent.score = (support + PAIR_W * pairs + HIT_W * (hit.score / top_score)
+                              + self._features(query, sent, lead))
                 out.append(sent)
                 lead = f"{lead} {text}"[-400:]
         return out
 
     def _features(self, query: Query, sent: _Sentence, lead: str = "") -> float:
-        bonus = -0.15 * min(1.0, len(sent.text.split()) / 80)  # long sentences cover words by chance
+        bonus = -LEN_W * min(1.0, len(sent.text.split()) / 80)  # long sentences cover words by chance
         text = sent.text if years_in(sent.text) else lead[-200:]  # else the paragraph's years
         if query.years:
             asked = set(query.years)
@@ -208,11 +232,24 @@ class Answerer:
         doc = self.retriever.snapshot.documents[chunk.doc_id]
         if self.config.place_strict and query.place and not self.retriever.about_place(query.place, best.hit.chunk):
             return f"tài liệu không nói về {query.place}"
-        if self.config.year_strict and query.years:
-            near = chunk.text + " " + chunk.header
-            if not any(str(y) in near for y in query.years) and not set(query.years) & set(doc.meta.years):
-                return f"tài liệu không có số liệu năm {', '.join(map(str, query.years))}"
+        if self.config.year_strict and query.years and not self._speaks_of_years(query, best, doc):
+            return f"tài liệu không có số liệu năm {', '.join(map(str, query.years))}"
+        if query.subplace and fold(query.subplace).lower() not in fold(doc.text).lower():
+            return f"tài liệu không có số liệu riêng của {query.subplace}"
+        if _english(query) and len(query.normalized.split()) - len(query.text.split()) < 2:
+            return "không hiểu đủ các từ tiếng Anh của câu hỏi; hãy hỏi bằng tiếng Việt"
         return None
+
+    @staticmethod
+    def _speaks_of_years(query: Query, best: _Sentence, doc) -> bool:
+        """The asked year is written in the passage (not only as the start or end of a range), or the
+        passage's document reports on that year and the sentence names no other year."""
+        asked = set(query.years)
+        chunk = best.hit.chunk
+        text = _YEAR_RANGE.sub(" ", f"{chunk.header} {chunk.text}")
+        if asked & set(years_in(text)):
+            return True
+        return doc.meta.year in asked and not years_in(_YEAR_RANGE.sub(" ", best.text))
 
 
 _YEAR_RANGE = re.compile(r"\b((?:19|20)\d{2})\s*[-–]\s*((?:19|20)\d{2})\b")
@@ -226,6 +263,55 @@ def _years(text: str) -> list[int]:
         if a < b <= a + 20:
             years += range(a + 1, b)
     return years
+
+
+_VERBS = ("giam", "tang", "con", "dat", "vuot", "xuong", "len")
+_VERB_RE = re.compile(r"\b(" + "|".join(_VERBS) + r")\b")
+
+
+def _asked_verb(query: Query) -> str:
+    """The verb the question asks about: "giảm bao nhiêu" → "giam"; "còn bao nhiêu" → "con"."""
+    text = fold(query.text).lower()
+    m = re.search(r"\b(?:bao nhieu|may)\b", text)
+    verbs = _VERB_RE.findall(text[:m.start()] if m else text)
+    return verbs[-1] if verbs else ""
+
+
+def _predicate_bonus(verb: str, sentence: str, span: tuple[int, int]) -> float:
+    """"giảm 3,09%" answers "giảm được bao nhiêu"; "còn 9,2%" does not."""
+    if not verb:
+        return 0.0
+    near = fold(sentence[max(0, span[0] - 14):span[0] + 8]).lower()
+    said = _VERB_RE.findall(near)
+    if not said:
+        return 0.0
+    return 0.3 if verb in said else -0.15
+
+
+_TITLE_WORDS = ("chu tich", "giam doc", "bi thu", "truong phong", "bo truong", "thu truong", "truong ban")
+
+
+def _asked_title(query: Query) -> str:
+    """The title in a "who" question, folded: "pho chu tich", "chu tich", "giam doc", or ""."""
+    text = fold(query.normalized).lower()
+    for word in _TITLE_WORDS:
+        m = re.search(rf"(pho\s+)?{word}", text)
+        if m:
+            return m.group()
+    return ""
+
+
+def _title_fits(asked: str, written: list[str]) -> bool:
+    """No title asked, none written, or one of the written titles is the asked one ("Phó" included)."""
+    written = [fold(w).lower() for w in written]
+    written = [w for w in written if any(t in w for t in _TITLE_WORDS)]
+    if not asked or not written:
+        return True
+    return any(asked.split()[-1] in w and asked.startswith("pho") == w.startswith("pho") for w in written)
+
+
+def _english(query: Query) -> bool:
+    return len(_ENGLISH_WORDS & set(syllables(query.text.lower()))) >= 2
 
 
 def _citation(n: int, sent: _Sentence) -> Citation:
@@ -249,15 +335,19 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 
 def _question_words(retriever: Retriever, query: Query) -> tuple[set[str], dict[str, float]]:
+    """The words the question itself says (for an English question: their Vietnamese translations),
+    and the idf weight of every query word, expansions included."""
     tokens = tokenize(query.normalized, query=True)
     words = set(tokens["fsyl"])
     idf = retriever.snapshot.lexical.idf(sorted(words), "fsyl")
     known = [w for w in idf.values() if w > 0]
-    english = len(_ENGLISH_WORDS & set(syllables(query.text))) >= 2
+    english = _english(query)
     # A word no document holds ("SJC", "vàng") is evidence the answer is not here, unless it is English.
     unknown = 0.0 if english or not known else float(np.median(known))
-    idf = {t: (w if w > 0 else unknown) for t, w in idf.items()}
-    return words, {t: w for t, w in idf.items() if not t.isdigit() or len(t) == 4}
+    idf = {t: (w if w > 0 else unknown) for t, w in idf.items() if not t.isdigit() or len(t) == 4}
+    said = query.normalized[len(query.text):] if english else query.text
+    asked = {t for t in tokenize(said, query=True)["fsyl"] if t in idf}
+    return asked, idf
 
 
 def _tokens(sentence: str) -> list[tuple[int, int, str]]:

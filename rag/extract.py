@@ -103,13 +103,17 @@ def person_spans(sentence: str) -> list[tuple[int, int]]:
     return spans
 
 
-def title_before(sentence: str, start: int) -> str | None:
-    """The title written right before a name ("Phó Chủ tịch HĐND tỉnh Nguyễn Thị Ái Vân")."""
+def titles_near(sentence: str, start: int, end: int) -> list[str]:
+    """Titles written right before a name ("Phó Chủ tịch HĐND tỉnh Nguyễn Thị Ái Vân") or right after
+    it ("Nguyễn Văn Toàn, Phó Chủ tịch UBND tỉnh"; "Hoàng Văn Phúc – Thị ủy viên, Phó Chủ tịch")."""
     before = sentence[max(0, start - 60):start].rstrip()
-    for title in _TITLES:
-        if before.endswith(title):
-            return title
-    return None
+    found = [t for t in _TITLES if before.endswith(t)][:1]
+    after = sentence[end:end + 80]
+    m = re.match(r"\s*[,–-]\s*(?:[^,;.()]{0,25},\s*)?", after)
+    if m:
+        rest = after[m.end():]
+        found += [t for t in _TITLES if rest.startswith(t)][:1]
+    return found
 
 
 def _named_after(sentence: str, heads: tuple[str, ...]) -> list[tuple[int, int]]:

@@ -41,6 +41,13 @@ ABBREVIATIONS: dict[str, tuple[str, ...]] = {
     "LĐ": ("lao động",),
     "KH": ("kế hoạch",),
 }
+# Phrases that say the same thing in the documents' words; each adds the others to the query.
+SYNONYMS: tuple[tuple[str, ...], ...] = (
+    ("xuất khẩu lao động", "đi làm việc ở nước ngoài", "làm việc ở nước ngoài theo hợp đồng"),
+    ("giải quyết việc làm", "tạo việc làm"),
+    ("hộ nghèo", "nghèo"),
+)
+_SYNONYM_RES = [(re.compile(rf"\b{re.escape(fold(p))}\b"), group) for group in SYNONYMS for p in group]
 # A few English words users type, mapped to the Vietnamese that documents use.
 ENGLISH: dict[str, str] = {
     "poverty rate": "tỷ lệ hộ nghèo", "poor households": "hộ nghèo", "poverty": "hộ nghèo",
@@ -51,6 +58,15 @@ ENGLISH: dict[str, str] = {
     "vice chairman": "Phó Chủ tịch", "chairman": "Chủ tịch", "director": "Giám đốc", "conference": "hội nghị",
     "billion": "tỷ đồng", "percent": "tỷ lệ", "rate": "tỷ lệ", "target": "chỉ tiêu kế hoạch",
     "people with meritorious": "người có công", "martyrs": "liệt sỹ", "explosion": "vụ nổ", "boiler": "lò hơi",
+    "went abroad": "đi làm việc ở nước ngoài", "abroad": "nước ngoài", "labour contracts": "theo hợp đồng",
+    "labor contracts": "theo hợp đồng", "workers": "lao động", "disburse": "giải ngân", "disbursed": "giải ngân",
+    "social policy bank": "Ngân hàng Chính sách Xã hội", "job creation": "tạo việc làm", "certificate of merit": "Bằng khen",
+    "prime minister": "Thủ tướng Chính phủ", "degrees": "bằng cấp", "certificates": "chứng chỉ",
+    "mid-term review": "sơ kết giữa nhiệm kỳ", "review conference": "hội nghị tổng kết", "party committee": "Đảng bộ",
+    "people's committee": "Ủy ban nhân dân", "provincial": "tỉnh", "unemployment rate": "tỷ lệ thất nghiệp",
+    "minimum wage": "lương tối thiểu", "wage": "tiền lương", "labour sector": "ngành lao động",
+    "labor sector": "ngành lao động", "households": "hộ", "near-poor households": "hộ cận nghèo",
+    "trained workers": "lao động qua đào tạo", "gift": "quà", "tet": "Tết", "war invalids": "thương binh",
 }
 _ABBR_RE = re.compile(
     r"(?<![\w&.-])(" + "|".join(re.escape(a) for a in sorted(ABBREVIATIONS, key=len, reverse=True)) + r")(?![\w&-])",
@@ -106,6 +122,7 @@ def analyse(text: str) -> Query:
         expects=expects,
         head=head,
         places=places,
+        subplace=next((m.via.split(":", 1)[1] for m in mentions[:1] if m.via.startswith("subplace:")), None),
     )
 
 
@@ -120,6 +137,10 @@ def expand(text: str) -> str:
         key = _FOLDED_ABBR.get(fold(word))
         if key and len(word) >= 3:
             extra += ABBREVIATIONS[key]
+    folded = fold(text).lower()
+    for pattern, group in _SYNONYM_RES:
+        if pattern.search(folded):
+            extra += [g for g in group if fold(g) not in folded]
     lower = text.lower()
     for english, vietnamese in ENGLISH.items():
         if re.search(rf"\b{re.escape(english)}\b", lower):

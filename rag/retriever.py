@@ -30,7 +30,7 @@ class RetrievalConfig:
     candidates: int = 100  # per path, before fusion
     dense_weight: float = 0.3  # share of the (min-max calibrated) dense similarity in the fused score
     place_bonus: float = 0.25  # chunk or its document is about the asked place
-    place_penalty: float = 0.2  # its document is about another place and the chunk does not name the asked one
+    place_penalty: float = 0.5  # its document is about another place and the chunk does not name the asked one
     year_bonus: float = 0.12  # chunk mentions the asked year
     year_penalty: float = 0.15  # chunk mentions years, none of them the asked one
     type_bonus: float = 0.04  # chunk holds a value of the expected type

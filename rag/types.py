@@ -68,6 +68,7 @@ class Query:
     expects: str | None = None  # percent | count | money | person | date | place | entity | code | number
     head: str | None = None  # for "entity": the noun asked about ("công ty" in "công ty nào")
     places: tuple[str, ...] = ()  # every province named, in order ("Hòa Bình hay Thừa Thiên Huế")
+    subplace: str | None = None  # a district or ward named instead of the province ("Cửa Lò")
 
 
 @dataclass(frozen=True)

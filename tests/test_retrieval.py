@@ -60,10 +60,8 @@ def test_labour_export_nghe_an_2023_top_chunk_holds_the_figure(rag, question):
 
 
 PLACE_BUG = pytest.mark.xfail(
-    reason="BUG: a province named in the question is outweighed by the coverage rerank: place_bonus/penalty "
-    "(0.25/0.2) vs coverage up to 1.5 (retriever.RetrievalConfig), and query.expand only expands abbreviations, "
-    "so 'xuất khẩu lao động' never reaches Nghệ An's 'đi làm việc ở nước ngoài'; An Giang/Hòa Bình chunks "
-    "rank first and `rag ask` abstains with 'tài liệu không nói về Nghệ An'",
+    reason="KNOWN: Nghệ An's document mentions vocational training only in passing, so the other provinces' "
+    "training passages outscore it even after the place penalty (retriever.RetrievalConfig.place_penalty)",
     strict=True,
 )
 
@@ -74,8 +72,8 @@ PLACE_BUG = pytest.mark.xfail(
         ("giải quyết việc làm Nghệ An 2023", NGHE_AN),
         ("tỷ lệ hộ nghèo Hòa Bình 2023", HOA_BINH),
         ("Quỹ Đền ơn đáp nghĩa An Giang", AN_GIANG),
-        pytest.param("xuất khẩu lao động Nghệ An 2023", NGHE_AN, marks=PLACE_BUG),
-        pytest.param("xuất khẩu lao động nghe an", NGHE_AN, marks=PLACE_BUG),
+        ("xuất khẩu lao động Nghệ An 2023", NGHE_AN),  # the document says "đi làm việc ở nước ngoài"
+        ("xuất khẩu lao động nghe an", NGHE_AN),
         pytest.param("đào tạo nghề Nghệ An", NGHE_AN, marks=PLACE_BUG),
     ],
 )
