@@ -4,7 +4,8 @@ places, named things ("Công ty TNHH gỗ Bình Minh", "Nghị quyết số 42-N
 >>> s = "Tỷ lệ hộ nghèo 2,27%, giảm 1,29% so với năm 2022."
 >>> [s[a:b] for a, b in candidates("percent", s)]
 ['2,27%', '1,29%']
->>> [s[a:b] for a, b in candidates("count", "giải quyết việc làm cho khoảng 24 ngàn người [1]")]
+>>> s = "giải quyết việc làm cho khoảng 24 ngàn người [1]"
+>>> [s[a:b] for a, b in candidates("count", s)]
 ['khoảng 24 ngàn người']
 >>> value("khoảng 24 ngàn người"), value("2,27%"), value("17.034 người")
 (24000.0, 2.27, 17034.0)
@@ -54,12 +55,14 @@ _NOT_NAMES = frozenset({"Lao Động", "Thương Binh", "Xã Hội", "Ủy Ban",
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 _BRACKETED = re.compile(r"\[\d+\]|\(\d+\)")
 _YEAR = re.compile(r"(?:19|20)\d{2}")
+_IN_YEAR = re.compile(r"(?:(?:vào\s+)?năm\s+)?(?<!\d)1?\d{3}(?!\d)|thế kỷ (?:thứ )?\w+")
 # Words that may sit inside a name after its head: "Công ty TNHH gỗ Bình Minh", "Kỹ thuật – Tổng hợp".
 _NAME_GLUE = frozenset({"–", "-", "&", "và", "số"})
 
 
-def candidates(kind: str | None, sentence: str, head: str | None = None) -> list[tuple[int, int]]:
-    """Spans of values of the given kind in the sentence; bare years and footnote marks excluded."""
+def candidates(kind: str | None, sentence: str, head: str | None = None, loose: bool = False) -> list[tuple[int, int]]:
+    """Spans of values of the given kind in the sentence; bare years and footnote marks excluded.
+    `loose`: when no name of the kind is found, any run of capitalised words will do."""
     if kind == "person":
         spans = person_spans(sentence)
     elif kind == "place":
@@ -73,11 +76,45 @@ def candidates(kind: str | None, sentence: str, head: str | None = None) -> list
             spans = [m.span() for m in PATTERNS["number"].finditer(sentence)]
     else:
         spans = []
+    if loose and not spans and kind in ("person", "place", "entity"):
+        spans = proper_names(sentence)  # "Charles de Gaulle", "Puerto Rico"
     marks = [m.span() for m in _BRACKETED.finditer(sentence)]
+    if not spans and kind == "date":  # no day written: the year is the answer ("năm 1898")
+        return [m.span() for m in _IN_YEAR.finditer(sentence)]
     return [
         (a, b) for a, b in dict.fromkeys(spans)
         if not _YEAR.fullmatch(sentence[a:b].strip()) and not any(s <= a and b <= e for s, e in marks)
     ]
+
+
+_ORG_WORDS = frozenset("Sở Bộ Ủy Ban Hội Nghị Trung Đảng Tỉnh Thành Công Ngân Trường Quỹ Chính Phó Chủ Giám Lao Thương Xã "
+                       "Nhà Quyết Kế Thông Chỉ Luật Đại Tổng Cục Viện Sông Phường Huyện Quận Năm Ngày Tháng".split())
+_PARTICLES = frozenset({"de", "van", "von", "der", "la", "le", "du", "di", "da", "al", "bin", "of"})
+
+
+def proper_names(sentence: str) -> list[tuple[int, int]]:
+    """Runs of capitalised words not opening the sentence ("Charles de Gaulle", "Puerto Rico")."""
+    words = list(re.finditer(r"[^\W\d_][\w'.-]*", sentence))
+    spans, run = [], []
+    for i, w in enumerate(words):
+        text = w.group()
+        gap = sentence[run[-1].end():w.start()] if run else " "
+        if text[0].isupper() and i > 0 and gap.strip() in ("", "-") and (run or text not in _ORG_WORDS):
+            run.append(w)
+        elif run and text in _PARTICLES and gap == " ":
+            run.append(w)
+        else:
+            if run:
+                while run and run[-1].group() in _PARTICLES:
+                    run.pop()
+                if run:
+                    spans.append((run[0].start(), run[-1].end()))
+            run = [w] if text[0].isupper() and i > 0 and text not in _ORG_WORDS else []
+    while run and run[-1].group() in _PARTICLES:
+        run.pop()
+    if run:
+        spans.append((run[0].start(), run[-1].end()))
+    return spans
 
 
 def person_spans(sentence: str) -> list[tuple[int, int]]:

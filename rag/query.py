@@ -89,7 +89,7 @@ _EXPECTS: tuple[tuple[str, str], ...] = (
 _ENTITY_HEADS = (
     "công ty", "doanh nghiệp", "trường", "ngân hàng", "nghị quyết", "nghị định", "quyết định", "thông tư",
     "chỉ thị", "chương trình", "đề án", "dự án", "đơn vị", "cơ quan", "tổ chức", "bệnh viện", "huyện", "quận",
-    "thị xã", "thành phố", "phường", "xã", "thôn", "bản", "ấp", "sở", "ban", "hội", "quỹ", "nước", "thị trường",
+    "thị xã", "thành phố", "phường", "xã", "thôn", "bản", "ấp", "quỹ", "nước", "thị trường",
 )
 _ENGLISH_HEADS = {
     "company": "công ty", "school": "trường", "bank": "ngân hàng", "resolution": "nghị quyết", "decision": "quyết định",
@@ -97,7 +97,7 @@ _ENGLISH_HEADS = {
     "country": "nước", "market": "thị trường", "department": "sở", "agency": "cơ quan",
 }
 _ENTITY_RE = re.compile(
-    r"\b(" + "|".join(sorted((fold(h) for h in _ENTITY_HEADS), key=len, reverse=True)) + r")((?:\s+\w+){0,3}?)\s+(?:nao|gi)\b"
+    r"\b(" + "|".join(sorted((fold(h) for h in _ENTITY_HEADS), key=len, reverse=True)) + r")((?:\s+(?!ngay\b|nam\b|thang\b|khi\b|luc\b)\w+){0,2}?)\s+(?:nao|gi)\b"
 )
 _ENGLISH_ENTITY_RE = re.compile(r"\b(?:which|what)\s+(" + "|".join(_ENGLISH_HEADS) + r")\b")
 
