@@ -32,7 +32,7 @@ PATTERNS: dict[str, re.Pattern] = {
         rf"{_QUANT}{_NUM}(?:/\d+)?(?:\s*(?:ngàn|nghìn|triệu|vạn))?\s+(?:lượt\s+)?(?:{_UNITS})\b"
     ),
     "date": re.compile(
-        r"(?:ngày\s+)?(?<!\d)\d{1,2}/\d{1,2}(?:/\d{4})?(?![\d/])|ngày \d{1,2} tháng \d{1,2}(?: năm \d{4})?|tháng \d{1,2}/\d{4}"
+        r"(?:[Nn]gày\s+)?(?<!\d)\d{1,2}/\d{1,2}(?:/\d{4})?(?![\d/])|ngày \d{1,2} tháng \d{1,2}(?: năm \d{4})?|tháng \d{1,2}/\d{4}"
     ),
     "number": re.compile(rf"{_QUANT}{_NUM}(?:/\d+)?(?:\s*(?:ngàn|nghìn|triệu|tỷ))?"),
     "code": re.compile(
