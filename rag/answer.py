@@ -107,7 +107,7 @@ class Answerer:
             answer = self._answer(query, hits)
             timings["answer"] += (time.perf_counter() - t1) * 1000
         timings = {key: round(v, 2) for key, v in timings.items()}
-        timings["total"] = round((time.perf_counter() - t0) * 1000, 2)
+        timings["answer"] = round(max(timings["answer"], (time.perf_counter() - t0) * 1000 - timings["retrieve"]), 2)
         return Answer(
             question=query.text, answer=answer.answer, abstained=answer.abstained, answer_text=answer.answer_text,
             citations=answer.citations, mode="extractive", timings_ms=timings, retrieval_mode=self.retriever.mode,

@@ -163,4 +163,4 @@ def test_values_read_the_vietnamese_way(text, value):
 def test_timings_are_measured(rag):
     result = rag.ask("Tỷ lệ hộ nghèo Huế 2023?")
     t = result.timings_ms
-    assert set(t) >= {"retrieve", "answer", "total"} and t["total"] >= t["retrieve"] > 0
+    assert set(t) == {"retrieve", "answer"} and t["retrieve"] > 0 and t["answer"] > 0
