@@ -19,7 +19,7 @@ from . import gazetteer
 from .text import fold
 
 _NUM = r"(?<![\w.,/])\d+(?:[.,]\d+)*"
-_QUANT = r"(?:(?:khoảng|hơn|trên|gần|dưới|tới|đến|chỉ|mới|đạt|còn)\s+)?"
+_QUANT = r"(?:(?:khoảng|hơn|trên|gần|dưới|tới|ước)\s+)?"
 _UNITS = (
     r"người|lao động|hộ|học viên|đối tượng|suất quà|suất|cá nhân|tập thể|chỉ tiêu|vị trí việc làm|"
     r"phiên|đơn vị|lượt|SV|HS|HV|trẻ em|xã|phường|huyện|ngôi nhà|căn nhà|nhà|doanh nghiệp|cơ sở|"
