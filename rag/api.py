@@ -148,4 +148,17 @@ def _query_embedder(manifest: dict, model: str | None, index_dir: Path) -> Embed
     return load_embedder(built_with)
 
 
-__all__ = ["RAG", "RetrievalConfig", "default_index_dir", "default_model"]
+def search_json(query: str, hits: list[Hit], qid=None) -> dict:
+    """The object `rag search --json` prints and `POST /api/search` returns."""
+    return {
+        "id": qid,
+        "query": query,
+        "hits": [
+            {"rank": h.rank, "doc_id": h.chunk.doc_id, "chunk_id": h.chunk.id, "score": h.score,
+             "text": h.chunk.text, "start": h.chunk.start, "end": h.chunk.end}
+            for h in hits
+        ],
+    }
+
+
+__all__ = ["RAG", "RetrievalConfig", "default_index_dir", "default_model", "search_json"]

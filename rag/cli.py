@@ -56,6 +56,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="must match the index's model")
     common(p)
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("serve", help="the Gradio chat and the HTTP API in one server")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--seeds", type=Path, default=None, help="build the index from this folder when there is none")
+    common(p)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("eval", help="evaluate retrieval and answers on a gold JSONL file or a SQuAD file")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--gold", type=Path, help="gold JSONL file (eval/gold.jsonl format)")
+    source.add_argument("--squad", type=Path, help="SQuAD JSON file: its passages are indexed in a temporary index")
+    p.add_argument("--docs", type=Path, help="with --gold: index this folder in a temporary index instead of --index-dir")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--report", type=Path, help="write report.md, results.json and PNG plots into this folder")
+    p.add_argument("--baselines", action="store_true", help="also run plain BM25 and the LangChain tutorial pipeline")
+    p.add_argument("--k", type=int, default=10, help="hits retrieved per question (default 10)")
+    p.add_argument("--limit", type=int, default=0, help="only the first N questions")
+    p.add_argument("--model", default=None, help="embedding model for an index built here")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    common(p)
+    p.set_defaults(func=cmd_eval)
     return parser
 
 
@@ -97,21 +119,12 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .api import RAG
+    from .api import RAG, search_json
 
     rag = RAG.open(args.index_dir, model=args.model)
 
     def one(query: str, qid=None) -> dict:
-        hits = rag.search(query, args.k, province=args.province, year=args.year)
-        return {
-            "id": qid,
-            "query": query,
-            "hits": [
-                {"rank": h.rank, "doc_id": h.chunk.doc_id, "chunk_id": h.chunk.id, "score": h.score,
-                 "text": h.chunk.text, "start": h.chunk.start, "end": h.chunk.end}
-                for h in hits
-            ],
-        }
+        return search_json(query, rag.search(query, args.k, province=args.province, year=args.year), qid)
 
     return _single_or_batch(args, "query", one, lambda result: _print_hits(result, rag.mode))
 
@@ -174,6 +187,20 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                     yield lineno, line
         except UnicodeDecodeError:
             raise UsageError(f"{path} is not UTF-8 text.") from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import serve
+
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be between 1 and 65535, got {args.port}.")
+    return serve(args.host, args.port, args.index_dir, seeds=args.seeds)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation import run_eval
+
+    return run_eval(args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,391 @@
+"""The Gradio chat: Vietnamese UI, streamed answers, cited sources, uploads and filters.
+
+Every piece of text that comes from a document or a question goes through `esc` (html.escape)
+before any markup of ours (<mark>, <details>) is put around it; Gradio's own sanitiser is a
+second line, not the first. The chatbot renders no Markdown and no LaTeX: messages are our HTML.
+
+The HTML helpers need no Gradio; `build_chat` and `mount_chat` import it (it takes seconds).
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from .answer import Answer, Citation
+from .errors import RagError, UsageError
+from .gazetteer import PLACES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fastapi import FastAPI
+
+    from .server import Library
+
+EXAMPLES = (
+    "Tỷ lệ hộ nghèo Huế 2023?",
+    "ty le ho ngheo hue 2023",
+    "XKLĐ Nghệ An 2023",
+    "Giá vàng SJC hôm nay?",
+)
+ALL = "Tất cả"
+DOC_WINDOW = 30_000  # characters of a long document shown around the citation inside the chat
+STREAM_STEPS = 10
+STREAM_DELAY = 0.03  # seconds between streamed pieces
+
+# ---------------------------------------------------------------- HTML, escaped
+
+
+def esc(text: str) -> str:
+    """HTML-escaped text (quotes too): `<script>` shows as text and runs nothing."""
+    return html.escape(text or "", quote=True)
+
+
+def esc_lines(text: str) -> str:
+    return esc(text).replace("\n", "<br>")
+
+
+def marked(text: str, start: int, end: int, cls: str = "rag-span", attrs: str = "") -> str:
+    """`text` escaped, with text[start:end] inside <mark>; the offsets index the raw text."""
+    start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
+    if end <= start:
+        return esc(text)
+    return f'{esc(text[:start])}<mark class="{cls}"{attrs}>{esc(text[start:end])}</mark>{esc(text[end:])}'
+
+
+def quote_html(citation: Citation, answer: str | None) -> str:
+    """The quoted passage with the short answer highlighted (when it is found inside)."""
+    text = citation.text
+    at = text.find(answer) if answer else -1
+    if at < 0:
+        return esc(text)
+    return marked(text, at, at + len(answer))
+
+
+def document_html(doc, start: int, end: int, answer: str | None = None, window: int | None = DOC_WINDOW) -> str:
+    """The document's cleaned text, escaped, the cited span [start, end) marked (and the answer inside it)."""
+    text = doc.text
+    start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
+    lo, hi = 0, len(text)
+    if window and len(text) > window:
+        lo, hi = max(0, start - window // 2), min(len(text), end + window // 2)
+    cited = text[start:end]
+    at = cited.find(answer) if answer else -1
+    inner = marked(cited, at, at + len(answer), "rag-span") if at >= 0 else esc(cited)
+    before = ("…" if lo > 0 else "") + esc(text[lo:start])
+    after = esc(text[end:hi]) + ("…" if hi < len(text) else "")
+    if end <= start:
+        return before + after
+    return f'{before}<mark class="rag-cite" id="cite">{inner}</mark>{after}'
+
+
+def document_page(doc, start: int | None = None, end: int | None = None) -> str:
+    """A whole standalone page for /api/documents/{id}/text: the escaped text, the span marked at #cite."""
+    ok = start is not None and end is not None and 0 <= start < end <= len(doc.text)
+    body = document_html(doc, start, end, window=None) if ok else esc(doc.text)
+    title = esc(doc.meta.title or doc.id)
+    return (
+        "<!doctype html><html lang=\"vi\"><head><meta charset=\"utf-8\">"
+        f"<title>{title}</title><style>{_PAGE_CSS}</style></head><body>"
+        f"<h1>{title}</h1><p class=\"meta\">{esc(doc.id)} · {esc(doc.source)}</p>"
+        f"<div class=\"text\">{body}</div></body></html>"
+    )
+
+
+_PAGE_CSS = (
+    "body{font:16px/1.6 system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;color:#1f2937}"
+    "h1{font-size:1.3rem}.meta{color:#6b7280;font-size:.9rem}.text{white-space:pre-wrap}"
+    "mark{background:#fde68a;padding:0 .1em}mark.rag-span{background:#f59e0b}"
+)
+
+
+def source_html(c: Citation, answer: str | None, doc) -> str:
+    name = Path(c.source).name
+    title = doc.meta.title if doc is not None else ""
+    link = esc(f"/api/documents/{quote(c.doc_id, safe='')}/text?start={c.start}&end={c.end}#cite")
+    full = ""
+    if doc is not None:
+        full = (
+            '<details class="rag-doc"><summary>Mở toàn văn tại vị trí trích dẫn</summary>'
+            f'<div class="rag-doc-text">{document_html(doc, c.start, c.end, answer)}</div></details>'
+        )
+    return (
+        f'<div class="rag-source">'
+        f'<div class="rag-source-head"><span class="rag-n">[{c.n}]</span> '
+        f'<span class="rag-doc-title">{esc(title or name)}</span></div>'
+        f'<div class="rag-source-meta">{esc(c.doc_id)} · {esc(name)} · ký tự {c.start}–{c.end} · '
+        f'<a href="{link}" target="_blank" rel="noopener">mở trong tab mới</a></div>'
+        f'<blockquote class="rag-quote">{quote_html(c, answer)}</blockquote>{full}</div>'
+    )
+
+
+def answer_html(answer: Answer, documents: dict, retrieval_mode: str) -> str:
+    """One assistant message: the short answer, the sentence, the numbered sources, the mode."""
+    parts = ['<div class="rag-answer">']
+    if answer.abstained:
+        parts.append('<div class="rag-abstain">⚠️ Không tìm thấy câu trả lời trong các tài liệu</div>')
+    elif answer.answer:
+        parts.append(f'<div class="rag-short">Trả lời: <strong>{esc(answer.answer)}</strong></div>')
+    parts.append(f'<div class="rag-text">{esc_lines(answer.answer_text)}</div>')
+    if answer.citations:
+        parts.append('<div class="rag-sources"><div class="rag-sources-title">Nguồn</div>')
+        parts += [source_html(c, answer.answer, documents.get(c.doc_id)) for c in answer.citations]
+        parts.append("</div>")
+    timings = answer.timings_ms or {}
+    ms = timings.get("total", sum(timings.values()))
+    mode = "ngữ nghĩa + từ khóa" if retrieval_mode == "dense" else "chỉ từ khóa (BM25)"
+    parts.append(f'<div class="rag-meta">Tìm kiếm: {esc(mode)} · trả lời: {esc(answer.mode)} · {ms:.0f} ms</div>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def streaming_html(text: str) -> str:
+    return f'<div class="rag-answer rag-streaming"><div class="rag-text">{esc_lines(text)}<span class="rag-cursor">▍</span></div></div>'
+
+
+def error_html(message: str) -> str:
+    return f'<div class="rag-answer rag-error">⚠️ {esc(message)}</div>'
+
+
+def mode_notice_html(health: dict) -> str:
+    counts = f"{health['documents']} tài liệu, {health['chunks']} đoạn"
+    if health["mode"] == "dense":
+        return f'<div class="rag-mode">Chế độ: ngữ nghĩa + từ khóa · mô hình {esc(health["model"] or "")} · {counts}</div>'
+    return (
+        '<div class="rag-mode rag-lexical">⚠️ Đang chạy <b>không có mô hình ngữ nghĩa</b> (chế độ từ khóa BM25): '
+        f"câu hỏi diễn đạt khác với tài liệu có thể không tìm thấy. · {counts}</div>"
+    )
+
+
+def documents_html(docs: list[dict]) -> str:
+    if not docs:
+        return '<div class="rag-docs">Chưa có tài liệu nào.</div>'
+    rows = "".join(
+        f'<li><span class="rag-doc-title">{esc(d["title"] or d["doc_id"])}</span>'
+        f'<br><small>{esc(d["doc_id"])}{" · " + esc(d["province"]) if d["province"] else ""}'
+        f'{" · " + str(d["year"]) if d["year"] else ""}</small></li>'
+        for d in docs
+    )
+    return f'<ol class="rag-docs">{rows}</ol>'
+
+
+CSS = """
+.rag-answer .rag-short { font-size: 1.05em; margin-bottom: .3em; }
+.rag-answer .rag-abstain { font-weight: 600; color: #b45309; margin-bottom: .3em; }
+.rag-answer .rag-error { color: #b91c1c; }
+.rag-answer .rag-sources { margin-top: .6em; border-top: 1px solid #e5e7eb; padding-top: .4em; }
+.rag-answer .rag-sources-title { font-weight: 600; font-size: .9em; color: #4b5563; }
+.rag-answer .rag-source { margin: .4em 0; padding: .4em .6em; border: 1px solid #e5e7eb; border-radius: 8px; background: #fafafa; }
+.rag-answer .rag-source-meta { font-size: .8em; color: #6b7280; }
+.rag-answer .rag-quote { margin: .3em 0; padding-left: .6em; border-left: 3px solid #f59e0b; font-style: normal; }
+.rag-answer mark { background: #fde68a; padding: 0 .1em; border-radius: 2px; color: inherit; }
+.rag-answer mark.rag-span { background: #f59e0b; }
+.rag-answer .rag-doc-text { max-height: 18em; overflow: auto; white-space: pre-wrap; font-size: .85em;
+  border: 1px solid #e5e7eb; padding: .5em; background: white; position: relative; }
+.rag-answer .rag-meta { font-size: .75em; color: #9ca3af; margin-top: .4em; }
+.rag-mode { padding: .5em .8em; border-radius: 8px; background: #ecfdf5; }
+.rag-mode.rag-lexical { background: #fef3c7; }
+.rag-docs { font-size: .85em; max-height: 16em; overflow: auto; }
+.rag-cursor { opacity: .6; }
+"""
+
+# Opening a source's full text scrolls the cited span into view (our script; documents never bring any).
+HEAD = """<script>
+document.addEventListener('toggle', function (e) {
+  var d = e.target;
+  if (!d || !d.classList || !d.classList.contains('rag-doc') || !d.open) return;
+  var box = d.querySelector('.rag-doc-text'), m = d.querySelector('mark.rag-cite');
+  if (box && m) box.scrollTop += m.getBoundingClientRect().top - box.getBoundingClientRect().top - 40;
+}, true);
+</script>"""
+
+
+# ---------------------------------------------------------------- Gradio
+
+
+def answer_stream(library: Library, message, history, province=None, year=None, warn=None):
+    """The chat's generator: yields (history, textbox) as the answer comes in, the sources last.
+
+    Bad input (empty, too long, control characters) leaves the history as it was and goes to `warn`.
+    """
+    history = list(history or [])
+    try:
+        question = _question(message)
+    except UsageError as exc:
+        if warn is not None:
+            warn(_vietnamese(str(exc)))
+        yield history, message
+        return
+    history.append({"role": "user", "content": esc_lines(question)})
+    history.append({"role": "assistant", "content": streaming_html("Đang tìm trong tài liệu…")})
+    yield list(history), ""
+    try:
+        answer = library.ask(question, province=None if province in (None, "", ALL) else province,
+                             year=None if year in (None, "", ALL) else int(year))
+    except RagError as exc:
+        history[-1] = {"role": "assistant", "content": error_html(str(exc))}
+        yield list(history), ""
+        return
+    words = answer.answer_text.split(" ")
+    step = max(1, len(words) // STREAM_STEPS)
+    for i in range(step, len(words), step):
+        history[-1] = {"role": "assistant", "content": streaming_html(" ".join(words[:i]))}
+        yield list(history), ""
+        time.sleep(STREAM_DELAY)
+    history[-1] = {"role": "assistant", "content": answer_html(answer, library.rag.documents, library.rag.mode)}
+    yield list(history), ""
+
+
+def build_chat(library: Library):
+    """The Gradio Blocks of the chat, wired to `library`."""
+    import gradio as gr
+
+    def choices() -> tuple[list, list, list]:
+        docs = library.document_list()
+        named = {d["province"] for d in docs if d["province"]}
+        provinces = sorted(named) + sorted(p.name for p in PLACES if p.name not in named)
+        years = sorted({d["year"] for d in docs if d["year"]}, reverse=True)
+        doc_choices = [(f'{d["doc_id"]} — {d["title"][:60]}', d["doc_id"]) for d in docs]
+        return [ALL, *provinces], [ALL, *map(str, years)], doc_choices
+
+    def respond(message, history, province, year):
+        yield from answer_stream(library, message, history, province, year, warn=gr.Warning)
+
+    def refresh(status: str = ""):
+        provinces, years, docs = choices()
+        return (
+            status,
+            documents_html(library.document_list()),
+            gr.Dropdown(choices=docs, value=None),
+            gr.Dropdown(choices=provinces),
+            gr.Dropdown(choices=years),
+            mode_notice_html(library.health()),
+        )
+
+    def on_upload(path):
+        if not path:
+            return (None, *refresh())
+        try:
+            data = Path(path).read_bytes()
+            result = library.add_upload(Path(path).name, data)
+            verb = {"added": "Đã thêm", "updated": "Đã cập nhật", "unchanged": "Không đổi"}[result.status]
+            status = f'<div class="rag-ok">✓ {verb} {esc(result.doc_id)} ({result.documents} tài liệu, {result.chunks} đoạn).</div>'
+        except RagError as exc:
+            status = f'<div class="rag-error">⚠️ Không thêm được: {esc(str(exc))}</div>'
+        return (None, *refresh(status))
+
+    def on_remove(doc_id):
+        if not doc_id:
+            return refresh('<div class="rag-error">Chọn một tài liệu để xóa.</div>')
+        try:
+            result = library.remove(doc_id)
+            status = f'<div class="rag-ok">✓ Đã xóa {esc(doc_id)} (còn {result["documents"]} tài liệu).</div>'
+        except KeyError:
+            status = f'<div class="rag-error">⚠️ Không có tài liệu {esc(str(doc_id))}.</div>'
+        except RagError as exc:
+            status = f'<div class="rag-error">⚠️ {esc(str(exc))}</div>'
+        return refresh(status)
+
+    provinces, years, docs = choices()
+    with gr.Blocks(title="Hỏi đáp tài liệu tiếng Việt", analytics_enabled=False) as demo:
+        gr.HTML('<h1 style="margin:0">Hỏi đáp tài liệu tiếng Việt</h1>'
+                '<p style="margin:.2em 0 0">Câu trả lời trích từ tài liệu, kèm nguồn; có dấu hay không dấu đều được. '
+                '<a href="/docs" target="_blank">API HTTP (/docs)</a></p>')
+        notice = gr.HTML(mode_notice_html(library.health()), elem_id="rag-mode")
+        with gr.Row():
+            with gr.Column(scale=3):
+                chatbot = gr.Chatbot(
+                    label="Hội thoại", height=600, elem_id="rag-chat", render_markdown=False, sanitize_html=True,
+                    latex_delimiters=[], allow_tags=False, feedback_options=None, buttons=["copy"],
+                    placeholder="Đặt câu hỏi về các tài liệu, hoặc chọn một câu hỏi mẫu bên dưới.",
+                )
+                with gr.Row():
+                    msg = gr.Textbox(show_label=False, placeholder="Nhập câu hỏi… (Enter để gửi)", scale=5,
+                                     elem_id="rag-question", autofocus=True, max_length=2000)
+                    send = gr.Button("Gửi", variant="primary", scale=1, elem_id="rag-send")
+                gr.Markdown("**Câu hỏi mẫu**")
+                with gr.Row():
+                    example_buttons = [gr.Button(q, size="sm", elem_classes=["rag-example"]) for q in EXAMPLES]
+                clear = gr.Button("Xóa hội thoại", size="sm")
+            with gr.Column(scale=2):
+                with gr.Accordion("Bộ lọc", open=True):
+                    province = gr.Dropdown(provinces, value=ALL, label="Tỉnh/thành", elem_id="rag-province")
+                    year = gr.Dropdown(years, value=ALL, label="Năm", elem_id="rag-year")
+                with gr.Accordion("Tài liệu", open=True):
+                    upload = gr.File(label="Tải tài liệu lên (txt, md, html, pdf, docx; tối đa 20 MB)",
+                                     file_types=[".txt", ".md", ".html", ".htm", ".pdf", ".docx"],
+                                     type="filepath", elem_id="rag-upload", height=140)
+                    status = gr.HTML(elem_id="rag-upload-status")
+                    doc_list = gr.HTML(documents_html(library.document_list()), elem_id="rag-docs")
+                    remove_choice = gr.Dropdown(docs, value=None, label="Chọn tài liệu để xóa", elem_id="rag-remove-choice")
+                    remove = gr.Button("Xóa tài liệu", variant="stop", size="sm", elem_id="rag-remove")
+
+        ask_inputs, ask_outputs = [msg, chatbot, province, year], [chatbot, msg]
+        msg.submit(respond, ask_inputs, ask_outputs, concurrency_limit=8, api_visibility="private")
+        send.click(respond, ask_inputs, ask_outputs, concurrency_limit=8, api_visibility="private")
+        for button, question in zip(example_buttons, EXAMPLES):
+            button.click(_fixed(respond, question), [chatbot, province, year], ask_outputs,
+                         concurrency_limit=8, api_visibility="private")
+        clear.click(lambda: ([], ""), None, [chatbot, msg], api_visibility="private")
+        refreshed = [status, doc_list, remove_choice, province, year, notice]
+        upload.upload(on_upload, [upload], [upload, *refreshed], concurrency_limit=1, api_visibility="private")
+        remove.click(on_remove, [remove_choice], refreshed, concurrency_limit=1, api_visibility="private")
+        demo.load(refresh, None, refreshed, api_visibility="private")
+    return demo
+
+
+def _fixed(respond, question: str):
+    def ask_example(history, province, year):
+        yield from respond(question, history, province, year)
+
+    return ask_example
+
+
+def _vietnamese(message: str) -> str:
+    """The chat's own input errors in Vietnamese (the engine's other messages stay as they are)."""
+    from .server import MAX_QUESTION_CHARS
+
+    if "is empty" in message:
+        return "Câu hỏi đang trống."
+    if "too long" in message:
+        return f"Câu hỏi quá dài (tối đa {MAX_QUESTION_CHARS} ký tự)."
+    if "control characters" in message:
+        return "Câu hỏi chứa ký tự điều khiển."
+    return message
+
+
+def _question(message) -> str:
+    from .server import clean_text
+
+    return clean_text(message)
+
+
+def mount_chat(app: FastAPI, library: Library, password: str | None = None) -> FastAPI:
+    """Mount the chat at / of `app`; with a password (the API token) the chat asks for it first."""
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import gradio as gr
+
+    from .server import MAX_UPLOAD_BYTES
+
+    demo = build_chat(library)
+    demo.queue(default_concurrency_limit=8)
+    auth = None
+    if password:
+        def auth(username: str, given: str) -> bool:
+            return hmac.compare_digest(given.encode(), password.encode())
+
+    theme = gr.themes.Soft(font=["system-ui", "Segoe UI", "Roboto", "sans-serif"],
+                           font_mono=["ui-monospace", "monospace"])
+    return gr.mount_gradio_app(
+        app, demo, path="/", css=CSS, head=HEAD, theme=theme, auth=auth,
+        auth_message="Nhập mật khẩu (RAG_API_TOKEN) để dùng ứng dụng." if password else None,
+        ssr_mode=False, max_file_size=MAX_UPLOAD_BYTES, footer_links=[],
+    )
+
+
+__all__ = ["EXAMPLES", "answer_html", "answer_stream", "build_chat", "document_html", "document_page", "esc", "mount_chat"]
