@@ -94,13 +94,19 @@ class RAG:
             raise UsageError("The query is empty.")
         if not 1 <= k <= 1000:
             raise UsageError(f"k must be between 1 and 1000, got {k}.")
-        return self._retriever.search(query, k, province=province, year=year)
+        try:
+            return self._retriever.search(query, k, province=province, year=year)
+        except ValueError as exc:
+            raise UsageError(f"The query is empty ({exc}).") from exc
 
     def ask(self, question: str, *, k: int | None = None, province: str | None = None, year: int | None = None) -> Answer:
         """The short answer with its citation, or an abstention."""
         if not isinstance(question, str) or not question.strip():
             raise UsageError("The question is empty.")
-        return Answerer(self._retriever).ask(question, k=k, province=province, year=year)
+        try:
+            return Answerer(self._retriever).ask(question, k=k, province=province, year=year)
+        except ValueError as exc:  # nothing left once invisible characters are dropped
+            raise UsageError(f"The question is empty ({exc}).") from exc
 
     # -- writing
 

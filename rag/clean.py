@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from .text import normalize
+from .text import _WORD_RE, _normalize_word, nfc
 from .types import Section
 
 # Lines that only carry site navigation.
@@ -32,7 +32,8 @@ def clean(raw: str) -> tuple[str, tuple[Section, ...]]:
     >>> [(s.kind, text[s.start:s.end]) for s in sections]
     [('body', 'Tỷ lệ hộ nghèo 2,27%.'), ('related', 'Tin A\\nTóm tắt A.')]
     """
-    text = normalize(raw).replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "")
+    # (NFC again: moving a tone can let a stray combining mark compose, "hoà\u0300" → "hòà")
+    text = nfc(_normalize(raw)).replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "")
     paragraphs: list[tuple[str, str]] = []  # (kind, text)
     in_related = False
     for para in _paragraphs(text):
@@ -42,6 +43,18 @@ def clean(raw: str) -> tuple[str, tuple[Section, ...]]:
         kind = "related" if in_related else ("footnotes" if _FOOTNOTE.match(para) else "body")
         paragraphs.append((kind, para))
     return _assemble(_pair_related(paragraphs))
+
+
+def _normalize(text: str) -> str:
+    """`text.normalize`, about twice as fast on documents: each distinct word is looked up once, and
+    the text is rewritten only when some word has an old-style tone ("hoà" → "hòa"), which is rare."""
+    text = nfc(text)
+    if text.isascii():
+        return text
+    fixes = {w: fixed for w in set(_WORD_RE.findall(text)) if (fixed := _normalize_word(w)) != w}
+    if not fixes:
+        return text
+    return _WORD_RE.sub(lambda m: fixes.get(m.group(0), m.group(0)), text)
 
 
 def _paragraphs(text: str) -> list[str]:

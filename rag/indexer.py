@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -45,20 +47,23 @@ class BuildReport:
 
 def read_documents(paths: Iterable[str | Path], progress: bool = False) -> tuple[list[Document], list[tuple[str, str]]]:
     """Load every supported file under `paths`; unreadable ones are reported, not fatal."""
-    files = list(iter_files(paths))
+    unique: dict[str, Path] = {}
+    for path in iter_files(paths):  # a file given twice (or with its folder) is read once
+        unique.setdefault(os.path.abspath(path), path)
+    files = list(unique.values())
     docs: list[Document] = []
     skipped: list[tuple[str, str]] = []
-    seen: dict[str, str] = {}
+    seen: set[str] = set()
     for path in _progress(files, "Reading", progress):
         try:
             doc = load_document(path)
         except UsageError as exc:
             skipped.append((str(path), str(exc)))
             continue
-        if doc.id in seen:  # same stem in two folders: keep ids unique and stable
-            doc = load_document(path, source=str(path))
-            doc = Document(f"{doc.id}-{doc.sha256[:8]}", doc.source, doc.text, doc.sha256, doc.meta, doc.sections)
-        seen[doc.id] = doc.source
+        if doc.id in seen:  # same stem in two folders: an id unique and stable, from the path
+            suffix = hashlib.sha256(doc.source.encode("utf-8")).hexdigest()[:8]
+            doc = Document(f"{doc.id}-{suffix}", doc.source, doc.text, doc.sha256, doc.meta, doc.sections)
+        seen.add(doc.id)
         docs.append(doc)
     return docs, skipped
 
@@ -144,7 +149,7 @@ def _load_reusable(index_dir: Path, config: IndexConfig, embedder: Embedder | No
     if manifest["chunking"] != asdict(config.chunk):
         return _without_chunks(old)
     same_model = embedder is not None and manifest["model"]["name"] == embedder.name
-    if not same_model:
+    if not same_model or old.vectors is None or old.vectors.shape[1] != embedder.dim:  # (a hand-edited manifest)
         old.vectors, old.dense = None, None
     return old
 
@@ -180,7 +185,7 @@ def _assemble(
             fresh = embedder.embed_documents([chunks[i].index_text for i in to_embed], progress=progress)
             for i, vec in zip(to_embed, fresh):
                 vector_rows[i] = vec
-    lexical = LexicalIndex.build([c.index_text for c in chunks], config.lexical)
+    lexical = LexicalIndex.build((c.index_text for c in chunks), config.lexical)  # (one text at a time in memory)
     vectors = dense = None
     if embedder is not None:
         vectors = np.stack(vector_rows).astype(np.float32) if chunks else np.zeros((0, embedder.dim), np.float32)

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+from array import array
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -70,16 +73,40 @@ class LexicalIndex:
         self.size = size
 
     @classmethod
-    def build(cls, texts: list[str], config: LexicalConfig = LexicalConfig()) -> LexicalIndex:
+    def build(cls, texts: Iterable[str], config: LexicalConfig = LexicalConfig()) -> LexicalIndex:
+        """The four fields of `texts`, scored exactly as bm25s would index `tokenize(text)[field]`.
+
+        Only the syllables are found in Python (one regex per text, one dict lookup per token); the
+        folded field, the bigram fields and the BM25 matrices are derived with numpy from the flat
+        array of syllable ids. (bm25s's own `index` holds every token of every field as a Python
+        string, tens of GB for a million chunks, and loops over the documents in Python.)
+        """
         bm25s = _bm25s()
-        tokens = [tokenize(t) for t in texts]
-        fields = {}
-        for name in FIELDS:
-            bm25 = bm25s.BM25(k1=config.k1, b=config.b)
-            # bm25s needs at least one token per document: an empty chunk gets a placeholder
-            bm25.index([tok[name] or ["∅"] for tok in tokens], show_progress=False)
-            fields[name] = bm25
-        return cls(fields, config, len(texts))
+        vocab: defaultdict[str, int] = defaultdict()
+        vocab.default_factory = vocab.__len__  # a new syllable gets the next id
+        lookup = vocab.__getitem__
+        ids, lengths = array("i"), array("i")
+        for text in texts:
+            toks = syllables(text)
+            lengths.append(len(toks))
+            ids.extend(map(lookup, toks))
+        syl = np.frombuffer(ids, dtype=np.int32) if ids else np.zeros(0, np.int32)
+        lens = np.frombuffer(lengths, dtype=np.int32).astype(np.int64) if lengths else np.zeros(0, np.int64)
+        words = list(vocab)
+        folded_vocab: dict[str, int] = {}
+        to_folded = np.fromiter(
+            (folded_vocab.setdefault(fold(w), len(folded_vocab)) for w in words), dtype=np.int32, count=len(words)
+        )
+        fsyl = to_folded[syl]
+        folded_words = list(folded_vocab)
+        columns = {
+            "syl": (syl, lens, words),
+            "bi": _bigrams(syl, lens, words),
+            "fsyl": (fsyl, lens, folded_words),
+            "fbi": _bigrams(fsyl, lens, folded_words),
+        }
+        fields = {name: _bm25_from_ids(bm25s, *columns[name], config) for name in FIELDS}
+        return cls(fields, config, len(lens))
 
     def scores(self, query: str, folded: bool | None = None) -> np.ndarray:
         """BM25F-style score of every chunk for `query` (0 where nothing matches)."""
@@ -87,13 +114,21 @@ class LexicalIndex:
         if folded is None:
             folded = tokens["syl"] == tokens["fsyl"]
         weights = self.config.unaccented if folded else self.config.accented
-        total = np.zeros(self.size, dtype=np.float32)
+        rows, values = [], []
         for name, weight in weights.items():
+            if not weight:
+                continue
             bm25 = self.fields[name]
-            ids = bm25.get_tokens_ids(tokens[name])
-            if ids and weight:
-                total += weight * bm25.get_scores_from_ids(ids)
-        return total
+            matrix = bm25.scores
+            indptr = matrix["indptr"]
+            for tid in bm25.get_tokens_ids(tokens[name]):  # a repeated token counts again, as in bm25s
+                start, end = int(indptr[tid]), int(indptr[tid + 1])
+                rows.append(matrix["indices"][start:end])
+                values.append(matrix["data"][start:end] * np.float32(weight))
+        if not rows:
+            return np.zeros(self.size, dtype=np.float32)
+        # one bincount over the postings of every query token (bm25s adds each token's with np.add.at)
+        return np.bincount(np.concatenate(rows), np.concatenate(values), minlength=self.size).astype(np.float32)
 
     def idf(self, tokens: list[str], field: str = "syl") -> dict[str, float]:
         """BM25 idf of each token in a field (0 for tokens the corpus lacks)."""
@@ -124,3 +159,79 @@ class LexicalIndex:
             for name in FIELDS
         }
         return cls(fields, config, int(info["size"]))
+
+
+EMPTY = "∅"  # the token of a document with none in a field (bm25s needs one per document)
+
+
+def _bigrams(ids: np.ndarray, lens: np.ndarray, words: list[str]):
+    """Adjacent pairs inside each document as keys a·|V| + b, their documents' lengths, and their words."""
+    ends = np.cumsum(lens)
+    has_next = np.ones(len(ids), dtype=bool)
+    has_next[ends[lens > 0] - 1] = False  # a document's last token starts no pair
+    first = np.flatnonzero(has_next)
+    n_words = max(len(words), 1)
+    keys = ids[first].astype(np.int64) * n_words + ids[first + 1]
+
+    def pair_words(pairs: np.ndarray) -> list[str]:
+        return [f"{words[k // n_words]}_{words[k % n_words]}" for k in pairs.tolist()]
+
+    return keys, np.maximum(lens - 1, 0), pair_words
+
+
+def _bm25_from_ids(bm25s, keys: np.ndarray, lens: np.ndarray, words, config: LexicalConfig):
+    """A bm25s.BM25 (method "lucene") over documents given as one flat array of token keys and their lengths.
+
+    `words` is the list of the tokens whose ids are the keys, or a function from the distinct keys
+    (ascending) to their tokens. The numbers are those of `bm25s.BM25.index`: idf = log(1 + (N - df
+    + 0.5) / (df + 0.5)) as float32, tf / (tf + k1 (1 - b + b |d| / avgdl)) as float64, their
+    product stored as float32 in a CSC matrix (a column per token, its documents ascending).
+    """
+    n_docs = len(lens)
+    docs = np.repeat(np.arange(n_docs, dtype=np.int64), lens)
+    keys = keys.astype(np.int64)
+    empty = np.flatnonzero(lens == 0)
+    placeholder = int(keys.max()) + 1 if len(keys) else 0
+    if len(empty):
+        keys = np.concatenate([keys, np.full(len(empty), placeholder, dtype=np.int64)])
+        docs = np.concatenate([docs, empty])
+        lens = np.where(lens == 0, 1, lens)
+    stride = max(n_docs, 1)
+    if placeholder >= np.iinfo(np.int64).max // stride:  # key·N + doc would overflow: make the keys dense
+        dense_keys, keys = np.unique(keys, return_inverse=True)
+        keys = keys.reshape(-1)
+        to_word = words if callable(words) else (lambda ks: [words[k] for k in ks.tolist()])
+        words = [*to_word(dense_keys[dense_keys != placeholder]), *([EMPTY] if len(empty) else [])]
+        placeholder = len(words) - 1
+    # every (token, document) cell with its term frequency, by token then document: one sort
+    cells, tf = np.unique(keys * stride + docs, return_counts=True)
+    cell_keys, rows = np.divmod(cells, stride)
+    new_token = np.ones(len(cells), dtype=bool)
+    new_token[1:] = cell_keys[1:] != cell_keys[:-1]
+    cols = np.cumsum(new_token) - 1
+    token_keys = cell_keys[new_token]
+    real = token_keys[token_keys != placeholder] if len(empty) else token_keys
+    names = words(real) if callable(words) else [words[k] for k in real.tolist()]
+    if len(empty):
+        names.append(EMPTY)  # the placeholder's key is the largest: its column is the last
+    n_words = len(names)
+    df = np.bincount(cols, minlength=n_words)
+    idf = np.log(1 + (n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+    doc_len = lens.astype(np.float64)
+    avg = doc_len.mean() if n_docs else 1.0
+    k1, b = config.k1, config.b
+    tfc = tf / (k1 * ((1 - b) + b * doc_len[rows] / avg) + tf)
+    indptr = np.zeros(n_words + 1, dtype=np.int64)
+    np.cumsum(df, out=indptr[1:])
+    bm25 = bm25s.BM25(k1=k1, b=b)
+    bm25.scores = {
+        "data": (idf[cols] * tfc).astype(np.float32),
+        "indices": rows.astype(np.int32),
+        "indptr": indptr,
+        "num_docs": n_docs,
+    }
+    bm25.vocab_dict = {w: i for i, w in enumerate(names)}
+    bm25.vocab_dict[""] = n_words  # bm25s adds this "empty token" too
+    bm25.unique_token_ids_set = set(bm25.vocab_dict.values())
+    bm25.nonoccurrence_array = None
+    return bm25

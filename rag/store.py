@@ -25,6 +25,7 @@ import os
 import shutil
 import time
 import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -97,6 +98,7 @@ def save(snapshot: Snapshot, index_dir: Path, config: IndexConfig, dim: int | No
     if snapshot.dense is not None and snapshot.vectors is not None:
         np.save(tmp / "vectors.npy", snapshot.vectors)
         snapshot.dense.save(tmp / "dense.faiss")
+    per_doc = Counter(c.doc_id for c in snapshot.chunks)  # (a sum per document was quadratic)
     manifest = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -113,7 +115,7 @@ def save(snapshot: Snapshot, index_dir: Path, config: IndexConfig, dim: int | No
         "lexical": asdict(config.lexical),
         "counts": {"documents": len(snapshot.documents), "chunks": len(snapshot.chunks)},
         "documents": {
-            d.id: {"source": d.source, "sha256": d.sha256, "chunks": sum(c.doc_id == d.id for c in snapshot.chunks)}
+            d.id: {"source": d.source, "sha256": d.sha256, "chunks": per_doc.get(d.id, 0)}
             for d in snapshot.documents.values()
         },
         "versions": _versions(),
@@ -131,9 +133,12 @@ def save(snapshot: Snapshot, index_dir: Path, config: IndexConfig, dim: int | No
 
 
 def _remove_stale(index_dir: Path, keep: str) -> None:
+    """Old snapshots, and what killed builds left: half-written snapshots and pointer files."""
     for child in index_dir.iterdir():
         if child.is_dir() and child.name != keep and child.name.startswith(("snap-", "tmp-snap-")):
             shutil.rmtree(child, ignore_errors=True)
+        elif child.is_file() and child.name.startswith(".CURRENT.") and child.name.endswith(".tmp"):
+            child.unlink(missing_ok=True)
 
 
 def _write_jsonl(path: Path, records) -> None:
@@ -186,9 +191,10 @@ def _versions() -> dict[str, str]:
 
 
 def _doc_record(doc: Document) -> dict:
+    # (flat dataclasses of str, numbers and tuples: their __dict__, not asdict's deep copies)
     return {
         "id": doc.id, "source": doc.source, "sha256": doc.sha256, "text": doc.text,
-        "meta": asdict(doc.meta), "sections": [asdict(s) for s in doc.sections],
+        "meta": dict(vars(doc.meta)), "sections": [dict(vars(s)) for s in doc.sections],
     }
 
 
@@ -204,18 +210,31 @@ def _chunk_record(chunk: Chunk) -> dict:
 
 def live_snapshot(index_dir: Path) -> Path:
     """The folder of the live snapshot; IndexNotFound when there is none."""
-    current = index_dir / "CURRENT"
-    if not current.is_file():
+    name = _current_name(index_dir)
+    if name is None:
         raise IndexNotFound(f"No index in {index_dir}; build one with `rag index --index-dir {index_dir}`.")
-    name = current.read_text("utf-8").strip()
     path = index_dir / name
-    if not name.startswith("snap-") or not path.is_dir():
+    if not name.startswith("snap-") or "/" in name or not path.is_dir():
         raise IndexCorrupt(f"The index in {index_dir} points to a missing snapshot; {rebuild_hint(index_dir)}.")
     return path
 
 
+def _current_name(index_dir: Path) -> str | None:
+    """The live snapshot's name as CURRENT says it now; None when there is no CURRENT."""
+    try:
+        return (index_dir / "CURRENT").read_text("utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IndexCorrupt(f"The index pointer {index_dir / 'CURRENT'} is unreadable ({exc}); {rebuild_hint(index_dir)}.") from exc
+
+
 def read_manifest(index_dir: Path) -> dict:
-    path = live_snapshot(index_dir) / "manifest.json"
+    return _read_manifest(index_dir, live_snapshot(index_dir))
+
+
+def _read_manifest(index_dir: Path, snap: Path) -> dict:
+    path = snap / "manifest.json"
     try:
         manifest = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError) as exc:
@@ -231,14 +250,30 @@ def read_manifest(index_dir: Path) -> dict:
 
 
 def load(index_dir: Path, *, verify: bool = True) -> Snapshot:
-    """Load the live snapshot, checking every file against the manifest's checksums."""
+    """Load the live snapshot, checking every file against the manifest's checksums.
+
+    A build that goes live while we read removes the snapshot we were reading: then the new
+    live one is read instead (a damaged index fails the same way twice and is reported).
+    """
     index_dir = Path(index_dir)
-    manifest = read_manifest(index_dir)
-    snap = live_snapshot(index_dir)
+    for attempt in range(5):
+        name = _current_name(index_dir)
+        try:
+            return _load(index_dir, live_snapshot(index_dir), verify)
+        except IndexCorrupt:
+            if attempt == 4 or _current_name(index_dir) == name:
+                raise
+
+
+def _load(index_dir: Path, snap: Path, verify: bool) -> Snapshot:
+    manifest = _read_manifest(index_dir, snap)
     if verify:
         for rel, digest in manifest.get("files", {}).items():
-            path = snap / rel
-            if not path.is_file() or _sha256_file(path) != digest:
+            try:
+                intact = _sha256_file(snap / rel) == digest
+            except OSError:  # missing (or removed by a build that went live meanwhile)
+                intact = False
+            if not intact:
                 raise IndexCorrupt(f"The index file {rel} in {index_dir} is missing or damaged; {rebuild_hint(index_dir)}.")
     try:
         documents = {}
@@ -257,9 +292,15 @@ def load(index_dir: Path, *, verify: bool = True) -> Snapshot:
         vectors = dense = None
         if manifest["mode"] == "dense":
             vectors = np.load(snap / "vectors.npy")
-            dense = DenseIndex.load(snap / "dense.faiss", manifest["model"]["faiss"])
+            dense = DenseIndex.load(snap / "dense.faiss", manifest["model"]["faiss"], vectors=vectors)
+            dim = manifest["model"]["dim"]
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexCorrupt(f"The index in {index_dir} could not be read ({type(exc).__name__}); {rebuild_hint(index_dir)}.") from exc
     if lexical.size != len(chunks) or (dense is not None and dense.size != len(chunks)):
         raise IndexCorrupt(f"The index in {index_dir} is inconsistent; {rebuild_hint(index_dir)}.")
+    if dense is not None and not (dense.dim == dim and vectors.shape == (len(chunks), dim)):
+        raise IndexCorrupt(
+            f"The index in {index_dir} holds {dense.dim}-dimensional vectors but its manifest says {dim}; "
+            f"{rebuild_hint(index_dir)}."
+        )
     return Snapshot(documents, chunks, lexical, vectors, dense, manifest, snap)
