@@ -277,15 +277,13 @@ def _load(index_dir: Path, snap: Path, verify: bool) -> Snapshot:
                 raise IndexCorrupt(f"The index file {rel} in {index_dir} is missing or damaged; {rebuild_hint(index_dir)}.")
     try:
         documents = {}
-        for line in (snap / "documents.jsonl").read_text("utf-8").splitlines():
-            rec = json.loads(line)
+        for rec in _read_jsonl(snap / "documents.jsonl"):
             meta = rec["meta"]
             meta = DocMeta(**{**meta, "dates": tuple(meta["dates"]), "years": tuple(meta["years"])})
             sections = tuple(Section(**s) for s in rec["sections"])
             documents[rec["id"]] = Document(rec["id"], rec["source"], rec["text"], rec["sha256"], meta, sections)
         chunks = []
-        for line in (snap / "chunks.jsonl").read_text("utf-8").splitlines():
-            rec = json.loads(line)
+        for rec in _read_jsonl(snap / "chunks.jsonl"):
             text = documents[rec["doc_id"]].text[rec["start"] : rec["end"]]
             chunks.append(Chunk(text=text, **rec))
         lexical = LexicalIndex.load(snap / "lexical")
@@ -304,3 +302,16 @@ def _load(index_dir: Path, snap: Path, verify: bool) -> Snapshot:
             f"{rebuild_hint(index_dir)}."
         )
     return Snapshot(documents, chunks, lexical, vectors, dense, manifest, snap)
+
+
+def _read_jsonl(path: Path):
+    """The records of a JSON-lines file, read as bytes line by line (orjson when installed: a million
+    chunks open in half the time; its errors are ValueErrors like json's)."""
+    try:
+        from orjson import loads
+    except ImportError:  # pragma: no cover - gradio and langsmith depend on orjson
+        loads = json.loads
+    with open(path, "rb") as handle:
+        for line in handle:
+            if line.strip():
+                yield loads(line)

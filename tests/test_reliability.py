@@ -133,32 +133,54 @@ def _wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 240
         time.sleep(0.002)
 
 
+def _wait_until(condition, proc: subprocess.Popen, timeout: float = 240) -> bool:
+    """True once `condition` holds while `proc` runs; False if `proc` ended first."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            return False
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("timed out")
+        time.sleep(0.002)
+    return True
+
+
 # ---------------------------------------------------------------- a build killed halfway
 
 
 @pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs /proc/locks (Linux)")
 @pytest.mark.parametrize("moment", ["building", "writing"])
-def test_a_build_killed_halfway_leaves_the_previous_index_answering(index_copy, big_corpus, moment):
+def test_a_build_killed_halfway_leaves_the_previous_index_answering(seeds_index, tmp_path, big_corpus, moment):
     """SIGKILL while the new snapshot is computed (lock held), or while its folder is written."""
-    before = (index_copy / "CURRENT").read_text("utf-8")
-    proc = subprocess.Popen(
-        rag_cmd("index", str(big_corpus), "--index-dir", str(index_copy), "--model", MODEL, "--quiet"),
-        cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        if moment == "building":
-            _wait_for(lambda: _holds_flock(index_copy / ".lock"), proc, "the lock was taken")  # now computing
-        else:
-            _wait_for(lambda: dirs(index_copy, "tmp-snap-"), proc, "the new snapshot folder appeared")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    assert proc.returncode == -signal.SIGKILL
+    index_copy = tmp_path / "index"
+    if moment == "building":
+        condition = lambda: _holds_flock(index_copy / ".lock")  # noqa: E731 - now computing
+    else:
+        condition = lambda: dirs(index_copy, "tmp-snap-")  # noqa: E731
+    for _attempt in range(3):  # on a busy machine the poller may miss the moment: start again
+        shutil.rmtree(index_copy, ignore_errors=True)
+        shutil.copytree(seeds_index, index_copy)
+        before = (index_copy / "CURRENT").read_text("utf-8")
+        proc = subprocess.Popen(
+            rag_cmd("index", str(big_corpus), "--index-dir", str(index_copy), "--model", MODEL, "--quiet"),
+            cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            caught = _wait_until(condition, proc)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(30)
+        swapped = (index_copy / "CURRENT").read_text("utf-8") != before  # it had finished after all
+        if caught and proc.returncode == -signal.SIGKILL and not swapped:
+            break
+    else:
+        raise AssertionError(f"three builds ended before they could be killed while {moment}")
 
     # the old index is untouched, loadable and answering
     assert (index_copy / "CURRENT").read_text("utf-8") == before
-    if moment == "writing":
-        assert dirs(index_copy, "tmp-snap-"), "the half-written snapshot is left behind"
+    if moment == "writing":  # the half-written snapshot is left behind (or, renamed, not made live)
+        assert dirs(index_copy, "tmp-snap-") or len(dirs(index_copy, "snap-")) == 2
     assert_canonical_answer(index_copy)
     assert len(store.load(index_copy).documents) == 5
 
