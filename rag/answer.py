@@ -180,11 +180,10 @@ class Answerer:
         return (sent, sent.text[a:b].strip(" ,.;:")), ""
 
     def _score_sentences(self, query: Query, hits: list[Hit], idf: dict[str, float],
-                         asked: set[str] | None = None) -> list[_Sentence]:
+                         asked: set[str]) -> list[_Sentence]:
         """Every sentence of the hits, scored; `support` is the idf share of the question's words it
         holds: of the words as asked, or of the expanded query, whichever is higher (an English
         question counts only its translated words)."""
-        asked = set(idf) if asked is None else asked
         asked_total = sum(idf[t] for t in asked) or 1.0
         english = _english(query)
         total = sum(idf.values()) or 1.0
@@ -429,17 +428,6 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 def _numbers(text: str) -> set[str]:
     """The numbers a text states, years left out."""
     return {n for n in _NUMBER.findall(text) if not re.fullmatch(r"(?:19|20)\d{2}", n)}
-
-
-def extract_span(query: Query, sentence: str) -> str:
-    """The answer inside one sentence: the candidate of the expected type closest to the question's words."""
-    cands = extract.candidates(query.expects, sentence, query.head)
-    if not cands:
-        return _free_span(query, sentence)
-    weights = {fold(t): 1.0 for t in syllables(query.normalized)}
-    tokens = _tokens(sentence)
-    a, b = max(cands, key=lambda c: _proximity(tokens, c, weights))
-    return sentence[a:b].strip(" ,.;:")
 
 
 def _free_span(query: Query, sentence: str) -> str:

@@ -25,6 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--index-dir", type=Path, default=None, help="index folder (default: index/ or $RAG_INDEX_DIR)")
         p.add_argument("--debug", action="store_true", help="show tracebacks")
 
+    def reading(p: argparse.ArgumentParser) -> None:  # what `search` and `ask` share
+        p.add_argument("--json", action="store_true")
+        p.add_argument("--province", help="only documents or passages about this province")
+        p.add_argument("--year", type=int, help="only documents or passages about this year")
+        p.add_argument("--model", default=None, help="must match the index's model")
+        common(p)
+
     p = sub.add_parser("index", help="index files or folders (incremental)")
     p.add_argument("paths", nargs="*", default=["seeds"], help="files or folders (default: seeds/)")
     p.add_argument("--model", default=None, help="embedding model name or path ($RAG_EMBED_MODEL; 'none' for BM25 only)")
@@ -39,22 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", nargs="?", help="the query")
     p.add_argument("--batch", type=Path, help="JSONL file of {\"query\", \"id\"?} objects ('-' for stdin)")
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--province", help="only documents or passages about this province")
-    p.add_argument("--year", type=int, help="only documents or passages about this year")
-    p.add_argument("--model", default=None, help="must match the index's model")
-    common(p)
+    reading(p)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("ask", help="the answer with its citations")
     p.add_argument("question", nargs="?", help="the question")
     p.add_argument("--batch", type=Path, help="JSONL file of {\"question\", \"id\"?} objects ('-' for stdin)")
-    p.add_argument("--json", action="store_true")
     p.add_argument("--k", type=int, default=None, help="passages to read")
-    p.add_argument("--province", help="only documents or passages about this province")
-    p.add_argument("--year", type=int, help="only documents or passages about this year")
-    p.add_argument("--model", default=None, help="must match the index's model")
-    common(p)
+    reading(p)
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("serve", help="the Gradio chat and the HTTP API in one server")

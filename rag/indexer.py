@@ -90,7 +90,7 @@ def build(
 
     def keep_old(doc: Document) -> bool:
         source = Path(doc.source)
-        covered = any(_is_under(source, p) for p in paths)
+        covered = any(source.resolve().is_relative_to(p.resolve()) for p in paths)
         return source.exists() and not covered
 
     return update(index_dir, config, embedder, add=docs, keep=keep_old, skipped=skipped, progress=progress)
@@ -191,14 +191,6 @@ def _assemble(
         vectors = np.stack(vector_rows).astype(np.float32) if chunks else np.zeros((0, embedder.dim), np.float32)
         dense = DenseIndex.build(vectors, config.faiss_kind)
     return Snapshot(documents, chunks, lexical, vectors, dense, {})
-
-
-def _is_under(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-        return True
-    except ValueError:
-        return False
 
 
 def _progress(items: list, label: str, enabled: bool):

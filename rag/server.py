@@ -156,7 +156,7 @@ class Library:
                 raise KeyError(doc_id)
             report = self.rag.remove(doc_id)
             source = Path(doc.source)
-            if _is_under(source, self.uploads_dir):  # an uploaded copy goes too; files elsewhere are the user's
+            if source.resolve().is_relative_to(self.uploads_dir.resolve()):  # an uploaded copy goes too; files elsewhere are the user's
                 source.unlink(missing_ok=True)
         return {"removed": doc_id, "documents": report.documents, "chunks": report.chunks}
 
@@ -173,14 +173,6 @@ def _doc_summary(doc) -> dict:
     meta = doc.meta
     return {"doc_id": doc.id, "source": doc.source, "title": meta.title, "province": meta.province,
             "year": meta.year, "chars": len(doc.text)}
-
-
-def _is_under(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-        return True
-    except ValueError:
-        return False
 
 
 # ---------------------------------------------------------------- request bodies
