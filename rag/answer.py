@@ -86,6 +86,9 @@ PAIR_W = 1.0
 HIT_W = 0.6
 LEN_W = 0.3
 TARGET_W = 0.45  # a target ("mục tiêu", "phấn đấu") asked and a result found, or the reverse
+YEAR_W = 0.25
+TIME_W = 0.1  # share of a time word's idf in a sentence's support
+RUNNER_UP = 0.3  # how far below the best value one from a sentence that does answer may be
 LOOSE_SUPPORT = 0.6  # a name was asked, none of the expected kind found: answer anyway above this support
 
 
@@ -146,9 +149,13 @@ class Answerer:
         if len(query.years) < 2:  # one year: a matter for the sentence, not for which value in it
             weights = {t: w for t, w in weights.items() if not years_in(t)}
         asked_words = {fold(t) for t in syllables(query.normalized)}
+        measured = _measured(query)
+        asks_document = bool(_DOCUMENT.search(query.normalized))
         filtered = False
-        best: tuple[float, _Sentence, tuple[int, int]] | None = None
+        scored: list[tuple[float, int, _Sentence, tuple[int, int]]] = []
         for sent in sentences[:8]:
+            if measured and not _mentions(sent.text, measured):
+                continue  # "tỷ lệ hộ nghèo" was asked; this is the rate of something else
             tokens = _tokens(sent.text)
             spans = extract.candidates(query.expects, sent.text, query.head, loose=sent.support >= LOOSE_SUPPORT)
             topic_end = min((a for a, _ in spans), default=0)
@@ -161,29 +168,38 @@ class Answerer:
                 if query.expects == "person" and not _title_fits(title, extract.titles_near(sent.text, *span)):
                     filtered = True
                     continue  # "Chủ tịch" was asked; this is the "Phó Chủ tịch"
+                if query.expects == "date" and not asks_document and _DOCUMENT_DATE.search(sent.text[:span[0]]):
+                    continue  # "Kế hoạch số 274-KH/ĐU ngày 13/3/2023": the plan's date, not the event's
                 local = _proximity(tokens, span, weights, topic_end)
                 score = (sent.score + 0.6 * local + _unit_bonus(unit, text) - 0.01 * n
                          + _predicate_bonus(verb, sent.text, span))
-                if best is None or score > best[0]:
-                    best = (score, sent, span)
-        if best is None:
+                scored.append((score, -len(scored), sent, span))
+        if not scored:
             top = sentences[0]
             loose = query.expects in ("person", "place", "entity") and top.support >= LOOSE_SUPPORT and not filtered
             if query.expects in _STRICT and not loose:
                 return None, f"không tìm thấy {_STRICT[query.expects]} trong đoạn phù hợp nhất"
             reason = self._unsupported(query, top)
             return (None, reason) if reason else ((top, _free_span(query, top.text)), "")
-        _, sent, (a, b) = best
-        reason = self._unsupported(query, sent)
-        if reason:
-            return None, reason
-        return (sent, sent.text[a:b].strip(" ,.;:")), ""
+        # the best value whose sentence answers; a better-scored one may be from another year or place
+        scored.sort(key=lambda c: c[:2], reverse=True)
+        first_reason = ""
+        for score, _, sent, (a, b) in scored:
+            if score < scored[0][0] - RUNNER_UP:
+                break
+            reason = self._unsupported(query, sent)
+            if not reason:
+                return (sent, sent.text[a:b].strip(" ,.;:")), ""
+            first_reason = first_reason or reason
+        return None, first_reason
 
     def _score_sentences(self, query: Query, hits: list[Hit], idf: dict[str, float],
                          asked: set[str]) -> list[_Sentence]:
         """Every sentence of the hits, scored; `support` is the idf share of the question's words it
         holds: of the words as asked, or of the expanded query, whichever is higher (an English
         question counts only its translated words)."""
+        when = _time_words(query)  # "cuối năm 2022" counts less: the year features judge it too
+        idf = {t: w * (TIME_W if t in when else 1.0) for t, w in idf.items()}
         asked_total = sum(idf[t] for t in asked) or 1.0
         english = _english(query)
         total = sum(idf.values()) or 1.0
@@ -217,7 +233,9 @@ class Answerer:
         text = sent.text if years_in(sent.text) else lead[-200:]  # else the paragraph's years
         if query.years:
             asked = set(query.years)
-            if asked & set(years_in(text)):
+            if asked & set(years_in(sent.text)):
+                bonus += YEAR_W  # the sentence itself dates its figure to the year asked
+            elif asked & set(years_in(text)):
                 bonus += 0.1
             elif years_in(text) and not asked & set(_years(text)):  # "giai đoạn 2021 - 2025" holds 2024
                 bonus -= 0.15
@@ -252,6 +270,9 @@ class Answerer:
         """The asked year is written in the passage (not only as the start or end of a range), or the
         passage's document reports on that year and the sentence names no other year."""
         asked = set(query.years)
+        own = years_in(_COMPARED_YEAR.sub(" ", best.text))  # "cuối năm 2022 … (giảm 1% so với năm 2021)"
+        if own and not asked & set(_years(best.text)):
+            return False  # the sentence dates its figure, and not to the year asked
         chunk = best.hit.chunk
         text = _YEAR_RANGE.sub(" ", f"{chunk.header} {chunk.text}")
         if asked & set(years_in(text)):
@@ -259,7 +280,18 @@ class Answerer:
         return doc.meta.year in asked and not years_in(_YEAR_RANGE.sub(" ", best.text))
 
 
+_DOCUMENT = re.compile(r"văn bản|quyết định|nghị quyết|nghị định|kế hoạch|công văn|thông tư|chỉ thị|ban hành|\bký\b", re.I)
+_DOCUMENT_DATE = re.compile(r"\bsố\s+\d+[\w/.-]*\s*(?:của\s+[^,;()]{0,60}\s*)?$", re.I)
+_COMPARED_YEAR = re.compile(r"(?:so với|bằng|như)\s+(?:cùng kỳ\s+)?(?:năm\s+)?(?:19|20)\d{2}", re.I)
 _YEAR_RANGE = re.compile(r"\b((?:19|20)\d{2})\s*[-–]\s*((?:19|20)\d{2})\b")
+
+
+_TIME = re.compile(r"\b(?:(?:cuoi|dau|giua)\s+)?(?:nam\s+)?(?:19|20)\d{2}\b")
+
+
+def _time_words(query: Query) -> set[str]:
+    """The words of the question's time expressions: "cuối năm 2022" → {"cuoi", "nam", "2022"}."""
+    return {t for m in _TIME.finditer(fold(query.text).lower()) for t in m.group().split()}
 
 
 def _years(text: str) -> list[int]:
@@ -420,6 +452,24 @@ def _unit_bonus(unit: str, candidate: str) -> float:
         if said in group and any(f"{unit} ".startswith(f"{u} ") for u in group):
             return 0.3
     return 0.0
+
+
+_MEASURED = re.compile(r"\bty le ((?:(?!(?:cua|o|tai|nam|la|bao|trong|cuoi|dau|den|so|duoc|giam|tang|con|dat)\b)[a-z]+\s*){1,4})")
+
+
+def _measured(query: Query) -> tuple[str, ...]:
+    """What a rate is of: "Tỷ lệ hộ nghèo Huế 2023" → ("ho", "ngheo"); place words left out."""
+    m = _MEASURED.search(fold(query.normalized).lower())
+    if not m:
+        return ()
+    place = {fold(t).lower() for name in (*query.places, query.subplace or "") for t in syllables(name)}
+    return tuple(t for t in m.group(1).split() if t not in place)
+
+
+def _mentions(sentence: str, words: tuple[str, ...]) -> bool:
+    """At least half of the words are in the sentence (folded)."""
+    present = {fold(t).lower() for t in syllables(sentence)}
+    return 2 * sum(w in present for w in words) >= len(words)
 
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")

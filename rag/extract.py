@@ -55,6 +55,7 @@ _NOT_NAMES = frozenset({"Lao Động", "Thương Binh", "Xã Hội", "Ủy Ban",
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 _BRACKETED = re.compile(r"\[\d+\]|\(\d+\)")
 _YEAR = re.compile(r"(?:19|20)\d{2}")
+_DURATION = re.compile(r"\s*(?:năm|tháng|tuần|ngày|giờ|phút|giây|thế kỷ)\b")
 _IN_YEAR = re.compile(r"(?:(?:vào\s+)?năm\s+)?(?<!\d)1?\d{3}(?!\d)|thế kỷ (?:thứ )?\w+")
 # Words that may sit inside a name after its head: "Công ty TNHH gỗ Bình Minh", "Kỹ thuật – Tổng hợp".
 _NAME_GLUE = frozenset({"–", "-", "&", "và", "số"})
@@ -72,8 +73,8 @@ def candidates(kind: str | None, sentence: str, head: str | None = None, loose: 
         spans = _named_after(sentence, (head,) if head else ())
     elif kind in PATTERNS:
         spans = [m.span() for m in PATTERNS[kind].finditer(sentence)]
-        if not spans and kind in ("count", "money"):
-            spans = [m.span() for m in PATTERNS["number"].finditer(sentence)]
+        if not spans and kind in ("count", "money"):  # a bare number, but not a duration ("5 năm")
+            spans = [m.span() for m in PATTERNS["number"].finditer(sentence) if not _DURATION.match(sentence, m.end())]
     else:
         spans = []
     if loose and not spans and kind in ("person", "place", "entity"):
