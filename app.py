@@ -3,7 +3,8 @@
     python app.py [--host 127.0.0.1] [--port 7860] [--index-dir index] [--seeds seeds]
 
 Builds the index from seeds/ into index/ first when there is none (once). Environment:
-RAG_HOST, RAG_PORT, RAG_INDEX_DIR, RAG_EMBED_MODEL, RAG_API_TOKEN (protects /api and the chat).
+RAG_HOST, RAG_PORT, RAG_INDEX_DIR, RAG_EMBED_MODEL, RAG_API_TOKEN (protects /api and the chat),
+RAG_LLM_URL and RAG_LLM_MODEL (an LLM writes the answers; see the README).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import os
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import indexer, store
 from .answer import Answer, Answerer
@@ -22,6 +23,13 @@ from .indexer import BuildReport
 from .retriever import RetrievalConfig, Retriever
 from .store import IndexConfig
 from .types import Hit
+
+if TYPE_CHECKING:  # pragma: no cover
+    from langchain_core.language_models import BaseChatModel
+
+    from .generate import LLM, LLMConfig
+
+    LLMOption = LLMConfig | BaseChatModel | LLM | bool | None
 
 DEFAULT_INDEX_DIR = "index"
 
@@ -35,21 +43,27 @@ def default_index_dir() -> Path:
 
 
 class RAG:
-    """An opened index: search it, add and remove documents."""
+    """An opened index: search it, ask it (extractive, or an LLM when one is configured), add and remove documents."""
 
-    def __init__(self, index_dir: Path, retriever: Retriever) -> None:
+    def __init__(self, index_dir: Path, retriever: Retriever, llm: LLM | None = None) -> None:
         self.index_dir = index_dir
         self._retriever = retriever
+        self._llm = llm  # writes the answers when set; `open` and `build` read $RAG_LLM_URL
         self._lock = threading.Lock()  # serialises writers; readers use the retriever they picked up
 
     # -- opening and building
 
     @classmethod
-    def open(cls, index_dir: str | Path | None = None, *, model: str | None = None) -> RAG:
-        """Open the index in `index_dir`; `model` must match the one it was built with, if given."""
+    def open(cls, index_dir: str | Path | None = None, *, model: str | None = None, llm: LLMOption = None) -> RAG:
+        """Open the index in `index_dir`; `model` must match the one it was built with, if given.
+
+        `llm` writes the answers: an `LLMConfig`, any LangChain chat model, None (the one
+        $RAG_LLM_URL names, if any) or False (extractive answers only).
+        """
+        llm = _llm(llm)
         index_dir = Path(index_dir) if index_dir else default_index_dir()
         snapshot = store.load(index_dir)
-        return cls(index_dir, Retriever(snapshot, _query_embedder(snapshot.manifest, model, index_dir)))
+        return cls(index_dir, Retriever(snapshot, _query_embedder(snapshot.manifest, model, index_dir)), llm)
 
     @classmethod
     def build(
@@ -62,13 +76,15 @@ class RAG:
         chunk_overlap: int = ChunkConfig.overlap,
         faiss_kind: str = "auto",
         progress: bool = False,
+        llm: LLMOption = None,
     ) -> tuple[RAG, BuildReport]:
-        """Index the files under `paths` (incrementally) and open the result."""
+        """Index the files under `paths` (incrementally) and open the result (`llm` as in `open`)."""
+        llm = _llm(llm)
         index_dir = Path(index_dir) if index_dir else default_index_dir()
         embedder = load_embedder(model if model is not None else default_model())
         config = _config(embedder, chunk_size, chunk_overlap, faiss_kind)
         report = indexer.build(paths, index_dir, config, embedder, progress=progress)
-        return cls(index_dir, Retriever(store.load(index_dir), embedder)), report
+        return cls(index_dir, Retriever(store.load(index_dir), embedder), llm), report
 
     # -- reading
 
@@ -80,6 +96,11 @@ class RAG:
     @property
     def model(self) -> str | None:
         return self._retriever.snapshot.manifest["model"]["name"]
+
+    @property
+    def llm(self) -> dict | None:
+        """The LLM that writes the answers ({"provider", "model", "url"}), or None: extractive only."""
+        return self._llm.describe() if self._llm else None
 
     @property
     def documents(self):
@@ -100,10 +121,15 @@ class RAG:
             raise UsageError(f"The query is empty ({exc}).") from exc
 
     def ask(self, question: str, *, k: int | None = None, province: str | None = None, year: int | None = None) -> Answer:
-        """The short answer with its citation, or an abstention."""
+        """The short answer with its citation, or an abstention; written by the LLM when one is set
+        (`mode` "generative"), else, or when its answer fails the checks, extractive."""
         if not isinstance(question, str) or not question.strip():
             raise UsageError("The question is empty.")
         try:
+            if self._llm is not None:
+                from .generate import GenerativeAnswerer
+
+                return GenerativeAnswerer(self._retriever, self._llm).ask(question, k=k, province=province, year=year)
             return Answerer(self._retriever).ask(question, k=k, province=province, year=year)
         except ValueError as exc:  # nothing left once invisible characters are dropped
             raise UsageError(f"The question is empty ({exc}).") from exc
@@ -132,6 +158,14 @@ class RAG:
             report = run(config, old.embedder)
             self._retriever = Retriever(store.load(self.index_dir), old.embedder, old.config)
             return report
+
+
+def _llm(llm: LLMOption) -> LLM | None:
+    if llm is False or (llm is None and not os.environ.get("RAG_LLM_URL", "").strip()):
+        return None  # no import of the LLM machinery unless one is wanted
+    from .generate import resolve_llm
+
+    return resolve_llm(llm)
 
 
 def _config(embedder: Embedder | None, size: int, overlap: int, faiss_kind: str) -> IndexConfig:

@@ -152,12 +152,22 @@ def error_html(message: str) -> str:
 
 def mode_notice_html(health: dict) -> str:
     counts = f"{health['documents']} tài liệu, {health['chunks']} đoạn"
+    llm = llm_notice(health.get("llm"))
     if health["mode"] == "dense":
-        return f'<div class="rag-mode">Chế độ: ngữ nghĩa + từ khóa · mô hình {esc(health["model"] or "")} · {counts}</div>'
+        return f'<div class="rag-mode">Chế độ: ngữ nghĩa + từ khóa · mô hình {esc(health["model"] or "")} · {counts}{llm}</div>'
     return (
         '<div class="rag-mode rag-lexical">⚠️ Đang chạy <b>không có mô hình ngữ nghĩa</b> (chế độ từ khóa BM25): '
-        f"câu hỏi diễn đạt khác với tài liệu có thể không tìm thấy. · {counts}</div>"
+        f"câu hỏi diễn đạt khác với tài liệu có thể không tìm thấy. · {counts}{llm}</div>"
     )
+
+
+def llm_notice(llm: dict | None) -> str:
+    """Who writes the answers: the LLM (its citations checked) or, when none is set, nothing to say."""
+    if not llm:
+        return ""
+    name = " ".join(str(part) for part in (llm.get("provider"), llm.get("model")) if part)
+    return (f' · câu trả lời do mô hình ngôn ngữ <b>{esc(name)}</b> viết, trích dẫn được kiểm tra '
+            "(không đạt thì dùng câu trích từ tài liệu)")
 
 
 def documents_html(docs: list[dict]) -> str:

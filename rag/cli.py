@@ -53,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question", nargs="?", help="the question")
     p.add_argument("--batch", type=Path, help="JSONL file of {\"question\", \"id\"?} objects ('-' for stdin)")
     p.add_argument("--k", type=int, default=None, help="passages to read")
+    p.add_argument("--llm", metavar="URL", default=None,
+                   help="an LLM writes the answer, checked against its citations: Ollama (http://localhost:11434) "
+                        "or OpenAI-compatible (http://host:8000/v1) ($RAG_LLM_URL)")
+    p.add_argument("--llm-model", metavar="NAME", default=None, help="the LLM's model name ($RAG_LLM_MODEL)")
+    p.add_argument("--llm-provider", choices=["ollama", "openai"], default=None,
+                   help="guessed from the URL when not given ($RAG_LLM_PROVIDER)")
+    p.add_argument("--no-llm", action="store_true", help="extractive answers only, whatever $RAG_LLM_URL says")
     reading(p)
     p.set_defaults(func=cmd_ask)
 
@@ -83,12 +90,32 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_ask(args: argparse.Namespace) -> int:
     from .api import RAG
 
-    rag = RAG.open(args.index_dir, model=args.model)
+    rag = RAG.open(args.index_dir, model=args.model, llm=_llm_option(args))
 
     def one(question: str, qid=None) -> dict:
         return rag.ask(question, k=args.k, province=args.province, year=args.year).to_json(qid)
 
     return _single_or_batch(args, "question", one, lambda result: _print_answer(result, rag.mode))
+
+
+def _llm_option(args: argparse.Namespace):
+    """--llm URL and its options over $RAG_LLM_*: an LLMConfig, None (the environment's) or False (none)."""
+    import os
+
+    if args.no_llm:
+        if args.llm or args.llm_model or args.llm_provider:
+            raise UsageError("--no-llm cannot be combined with --llm, --llm-model or --llm-provider.")
+        return False
+    if not (args.llm or args.llm_model or args.llm_provider):
+        return None
+    url = args.llm or os.environ.get("RAG_LLM_URL", "").strip()
+    if not url:
+        raise UsageError("--llm-model and --llm-provider need --llm URL (or $RAG_LLM_URL).")
+    from .generate import LLMConfig
+
+    return LLMConfig.from_url(url, model=args.llm_model or os.environ.get("RAG_LLM_MODEL") or None,
+                              provider=args.llm_provider or os.environ.get("RAG_LLM_PROVIDER") or None,
+                              api_key=os.environ.get("RAG_LLM_API_KEY") or None)
 
 
 def _print_answer(result: dict, mode: str) -> None:

@@ -108,7 +108,7 @@ class Library:
 
     def health(self) -> dict:
         return {"status": "ok", "mode": self.rag.mode, "model": self.rag.model,
-                "documents": len(self.rag.documents), "chunks": self.rag.chunk_count}
+                "documents": len(self.rag.documents), "chunks": self.rag.chunk_count, "llm": self.rag.llm}
 
     def document_list(self) -> list[dict]:
         return [_doc_summary(doc) for doc in self.rag.documents.values()]
@@ -256,7 +256,7 @@ def _bearer(token: str | None):
 def _public_routes(library: Library) -> APIRouter:
     router = APIRouter()
 
-    @router.get("/health", summary="Status: mode (dense or lexical), model, counts")
+    @router.get("/health", summary="Status: mode (dense or lexical), model, counts, the LLM writing answers (or null)")
     def health() -> dict:
         return library.health()
 

@@ -16,6 +16,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.pop("RAG_EMBED_MODEL", None)
 os.environ.pop("RAG_INDEX_DIR", None)
+for _var in ("RAG_LLM_URL", "RAG_LLM_MODEL", "RAG_LLM_PROVIDER", "RAG_LLM_API_KEY"):  # no LLM unless a test sets one
+    os.environ.pop(_var, None)
 
 
 def pytest_addoption(parser):
