@@ -213,8 +213,8 @@ class Answerer:
             lead = ""  # the paragraph's earlier sentences: "Năm 2024, ngành đề ra…: Giải quyết việc làm…"
             for s, e in sentence_spans(chunk.text):
                 text = chunk.text[s:e]
-                if s == 0 or "\n" in chunk.text[max(0, s - 2):s]:
-                    lead = ""
+                if (s == 0 or "\n" in chunk.text[max(0, s - 2):s]) and not lead.rstrip().endswith(":"):
+                    lead = ""  # a new paragraph, unless the last one announced it ("…chỉ tiêu chủ yếu:")
                 folded = [fold(t) for t in syllables(text)]
                 present = set(folded) | context
                 support = sum(idf[t] for t in asked if t in present) / asked_total

@@ -20,7 +20,11 @@ if TYPE_CHECKING:
 
 _MORE = r"cao hon|nhieu hon|lon hon|tot hon|cao nhat|nhieu nhat|lon nhat|higher|more|most|larger|highest|largest"
 _LESS = r"thap hon|it hon|nho hon|thap nhat|it nhat|nho nhat|lower|fewer|less|least|lowest|smaller"
-_COMPARATIVE = re.compile(rf"\b(?:{_MORE}|{_LESS})\b")
+# "nhiều lao động … hơn", "nhiều lao động nhất": the adjective and its degree word apart
+_SPLIT_MORE = r"(?:nhieu|cao|lon)(?:\s+\S+){1,8}?\s+(?:hon|nhat)"
+_SPLIT_LESS = r"(?:it|thap|nho)(?:\s+\S+){1,8}?\s+(?:hon|nhat)"
+_COMPARATIVE = re.compile(rf"\b(?:{_MORE}|{_LESS}|{_SPLIT_MORE}|{_SPLIT_LESS})\b")
+_MORE_RE = re.compile(rf"\b(?:{_MORE}|{_SPLIT_MORE})\b")
 _WHICH = re.compile(r"\b(?:tinh nao|thanh pho nao|dia phuong nao|noi nao|ben nao|which)\b")
 # Words that only frame the comparison; dropped from the per-place question.
 _FRAME = re.compile(
@@ -46,7 +50,7 @@ def answer(answerer: Answerer, query: Query, k: int, year: int | None, timings: 
         if pick is None or number is None:
             return _abstain(query, f"không tìm thấy số liệu của {place}" + (f" ({reason})" if reason else ""))
         sides.append((place, pick[0], pick[1], number))
-    more = bool(re.search(rf"\b(?:{_MORE})\b", fold(query.text).lower()))
+    more = bool(_MORE_RE.search(fold(query.text).lower()))
     winner = (max if more else min)(sides, key=lambda side: side[3])
     word = _comparative_word(query.text, more)
     parts = [f"{place}: {span} [{n}]" for n, (place, _, span, _) in enumerate(sides, 1)]
@@ -70,7 +74,7 @@ def _base_question(query: Query) -> str:
 
 
 def _comparative_word(question: str, more: bool) -> str:
-    m = re.search(r"\b(cao|nhiều|lớn|thấp|ít|nhỏ|tốt)\s+(hơn|nhất)\b", question.lower())
+    m = re.search(r"\b(cao|nhiều|lớn|thấp|ít|nhỏ|tốt)(?:\s+\S+){0,8}?\s+(hơn|nhất)\b", question.lower())
     if m:
         return f"{m.group(1)} {m.group(2)}"
     return "cao hơn" if more else "thấp hơn"
