@@ -80,6 +80,7 @@ class _Sentence:
     text: str
     support: float = 0.0
     score: float = 0.0
+    lead: str = ""  # the paragraph's earlier sentences
 
 
 PAIR_W = 1.0
@@ -221,14 +222,14 @@ class Answerer:
                 if not english:
                     support = max(support, sum(w for t, w in idf.items() if t in present) / total)
                 pairs = len(qpairs & set(zip(folded, folded[1:]))) / len(qpairs) if qpairs else 0.0
-                sent = _Sentence(hit, chunk.start + s, chunk.start + e, text, support)
-                sent.score = (support + PAIR_W * pairs + HIT_W * (hit.score / top_score)
-                              + self._features(query, sent, lead))
+                sent = _Sentence(hit, chunk.start + s, chunk.start + e, text, support, lead=lead)
+                sent.score = support + PAIR_W * pairs + HIT_W * (hit.score / top_score) + self._features(query, sent)
                 out.append(sent)
                 lead = f"{lead} {text}"[-400:]
         return out
 
-    def _features(self, query: Query, sent: _Sentence, lead: str = "") -> float:
+    def _features(self, query: Query, sent: _Sentence) -> float:
+        lead = sent.lead
         bonus = -LEN_W * min(1.0, len(sent.text.split()) / 80)  # long sentences cover words by chance
         text = sent.text if years_in(sent.text) else lead[-200:]  # else the paragraph's years
         if query.years:
@@ -270,9 +271,10 @@ class Answerer:
         """The asked year is written in the passage (not only as the start or end of a range), or the
         passage's document reports on that year and the sentence names no other year."""
         asked = set(query.years)
-        own = years_in(_COMPARED_YEAR.sub(" ", best.text))  # "cuối năm 2022 … (giảm 1% so với năm 2021)"
-        if own and not asked & set(_years(best.text)):
-            return False  # the sentence dates its figure, and not to the year asked
+        # "cuối năm 2022 … (giảm 1% so với năm 2021)"; an undated sentence is dated by its paragraph
+        dated = best.text if _own_years(best.text) else best.lead[-200:]
+        if _own_years(dated) and not asked & set(_years(dated)):
+            return False  # the figure is dated, and not to the year asked
         chunk = best.hit.chunk
         text = _YEAR_RANGE.sub(" ", f"{chunk.header} {chunk.text}")
         if asked & set(years_in(text)):
@@ -292,6 +294,11 @@ _TIME = re.compile(r"\b(?:(?:cuoi|dau|giua)\s+)?(?:nam\s+)?(?:19|20)\d{2}\b")
 def _time_words(query: Query) -> set[str]:
     """The words of the question's time expressions: "cuối năm 2022" → {"cuoi", "nam", "2022"}."""
     return {t for m in _TIME.finditer(fold(query.text).lower()) for t in m.group().split()}
+
+
+def _own_years(text: str) -> list[int]:
+    """The years a text dates its figures to: not those it compares with ("so với năm 2021")."""
+    return years_in(_COMPARED_YEAR.sub(" ", text))
 
 
 def _years(text: str) -> list[int]:
