@@ -166,7 +166,7 @@ class Answerer:
                     continue
                 if not _numbers(text) and {fold(t) for t in syllables(text)} <= asked_words:
                     continue  # a name the question already says ("Đồng Nai")
-                if query.expects == "person" and not _title_fits(title, extract.titles_near(sent.text, *span)):
+                if query.expects == "person" and not _title_fits(title, self._titles(sent, span)):
                     filtered = True
                     continue  # "Chủ tịch" was asked; this is the "Phó Chủ tịch"
                 if query.expects == "date" and not asks_document and _DOCUMENT_DATE.search(sent.text[:span[0]]):
@@ -193,6 +193,17 @@ class Answerer:
                 return (sent, sent.text[a:b].strip(" ,.;:")), ""
             first_reason = first_reason or reason
         return None, first_reason
+
+    def _titles(self, sent: _Sentence, span: tuple[int, int]) -> list[str]:
+        """The titles written next to a name; if none, those next to it elsewhere in its document
+        ("Ông Nguyễn Thanh Bình hy vọng…" is the "Phó Chủ tịch thường trực" named earlier)."""
+        near = extract.titles_near(sent.text, *span)
+        if _title_words(near):
+            return near
+        name = re.sub(r"^(?:[Ôô]ng|[Bb]à|[Đđ]ồng chí)\s+", "", sent.text[span[0]:span[1]].strip())
+        text = self.retriever.snapshot.documents[sent.hit.chunk.doc_id].text
+        found = [t for m in re.finditer(re.escape(name), text) for t in extract.titles_near(text, m.start(), m.end())]
+        return _title_words(found) or near
 
     def _score_sentences(self, query: Query, hits: list[Hit], idf: dict[str, float],
                          asked: set[str]) -> list[_Sentence]:
@@ -260,8 +271,9 @@ class Answerer:
             return f"tài liệu không nói về {query.place}"
         if self.config.year_strict and query.years and not self._speaks_of_years(query, best, doc):
             return f"tài liệu không có số liệu năm {', '.join(map(str, query.years))}"
-        if query.subplace and fold(query.subplace).lower() not in fold(doc.text).lower():
-            return f"tài liệu không có số liệu riêng của {query.subplace}"
+        if query.subplace and (fold(query.subplace).lower() not in fold(doc.text).lower()
+                               or _WHOLE_PROVINCE.search(f"{best.lead[-200:]} {best.text}")):
+            return f"tài liệu không có số liệu riêng của {query.subplace}"  # "toàn tỉnh …": not Cửa Lò's own
         if _english(query) and len(query.normalized.split()) - len(query.text.split()) < 2:
             return "không hiểu đủ các từ tiếng Anh của câu hỏi; hãy hỏi bằng tiếng Việt"
         return None
@@ -284,6 +296,7 @@ class Answerer:
 
 _DOCUMENT = re.compile(r"văn bản|quyết định|nghị quyết|nghị định|kế hoạch|công văn|thông tư|chỉ thị|ban hành|\bký\b", re.I)
 _DOCUMENT_DATE = re.compile(r"\bsố\s+\d+[\w/.-]*\s*(?:của\s+[^,;()]{0,60}\s*)?$", re.I)
+_WHOLE_PROVINCE = re.compile(r"\b(?:toàn|cả)\s+(?:tỉnh|thành phố)\b", re.I)
 _COMPARED_YEAR = re.compile(r"(?:so với|bằng|như)\s+(?:cùng kỳ\s+)?(?:năm\s+)?(?:19|20)\d{2}", re.I)
 _YEAR_RANGE = re.compile(r"\b((?:19|20)\d{2})\s*[-–]\s*((?:19|20)\d{2})\b")
 
@@ -347,10 +360,14 @@ def _asked_title(query: Query) -> str:
     return ""
 
 
+def _title_words(titles: list[str]) -> list[str]:
+    """The titles that are offices ("Phó Chủ tịch"), not forms of address ("Ông", "đồng chí")."""
+    return [t for t in titles if any(word in fold(t).lower() for word in _TITLE_WORDS)]
+
+
 def _title_fits(asked: str, written: list[str]) -> bool:
     """No title asked, none written, or one of the written titles is the asked one ("Phó" included)."""
-    written = [fold(w).lower() for w in written]
-    written = [w for w in written if any(t in w for t in _TITLE_WORDS)]
+    written = [fold(w).lower() for w in _title_words(written)]
     if not asked or not written:
         return True
     return any(asked.split()[-1] in w and asked.startswith("pho") == w.startswith("pho") for w in written)

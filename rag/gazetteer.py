@@ -269,9 +269,33 @@ def _foldable(e: _Entry) -> bool:
     return e.written not in _NO_FOLD and not re.fullmatch(r"\w{1,5}", fold(e.written))
 
 
+def _trie(words: list[str]) -> str:
+    """One regex alternation of `words`, factored by common prefixes ("an|ayun" -> "a(?:n|yun)")."""
+    root: dict = {}
+    for w in words:
+        node = root
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[""] = {}  # a word ends here
+
+    def alternation(node: dict) -> str:
+        alts = [re.escape(ch) + alternation(child) for ch, child in sorted(node.items()) if ch]
+        if not alts:
+            return ""
+        return f"(?:{'|'.join(alts)}){'?' if '' in node else ''}"
+
+    return alternation(root)
+
+
+def _finder(matchers: dict) -> re.Pattern:
+    """The whole words of a lowercased text that are keys of `matchers` (the words where a place can start)."""
+    return re.compile(rf"(?<!\w){_trie(sorted(matchers))}(?!\w)")
+
+
 _ALL = _entries()
 _ACCENTED = _compile(_ALL, lambda e: _modern_tone(e.written))
 _FOLDED = _compile([e for e in _ALL if _foldable(e)], lambda e: fold(e.written))
+_FINDERS = {False: _finder(_ACCENTED), True: _finder(_FOLDED)}
 
 # ---------------------------------------------------------------------------- matching
 
@@ -309,8 +333,16 @@ def find_places(text: str, *, folded: bool | None = None) -> list[Mention]:
     haystack = "".join(fold_char(c) for c in norm) if folded else norm
     mentions: list[Mention] = []
     pos = 0
-    for word in _WORD.finditer(haystack):
-        if word.start() < pos or (found := matchers.get(word.group().lower())) is None:
+    lowered = haystack.lower()
+    # Only the words that are keys of `matchers` can start a place: a regex finds them in the lowercased
+    # text (a few per text instead of a Python step per word). Lowercasing maps each character to one
+    # (unless the length changed: "İ"), so the words keep their offsets; the lookup below is the test.
+    if len(lowered) == len(haystack):
+        words = _FINDERS[folded].finditer(lowered)
+    else:
+        words = _WORD.finditer(haystack)
+    for word in words:
+        if word.start() < pos or (found := matchers.get(haystack[word.start():word.end()].lower())) is None:
             continue
         pattern, entries = found
         m = pattern.match(haystack, word.start())

@@ -18,7 +18,9 @@ from functools import lru_cache
 _NUMBER = r"\d+(?:[.,/]\d+)*%?"
 TOKEN_RE = re.compile(rf"{_NUMBER}|[^\W\d_]+(?:[-'][^\W\d_]+)*|\d+", re.UNICODE)
 # A year standing alone: "2023", not inside "17.034", "2,2023" or "10/12/2019"'s day/month part.
-YEAR_RE = re.compile(r"(?<![\d.,/])((?:19|20)\d{2})(?![\d.,]\d)")
+# (The "not after a digit or separator" check is a look-behind over the matched digits: a pattern that
+# starts with the digits lets the regex engine skip to candidate positions, 4-5x faster.)
+YEAR_RE = re.compile(r"((?:19|20)\d{2})(?<![\d.,/]....)(?![\d.,]\d)")
 _WORD_RE = re.compile(r"[^\W\d_]+", re.UNICODE)
 _SPACES_RE = re.compile(r"[ \t\u00a0\u2000-\u200b\u3000]+")
 
@@ -50,7 +52,7 @@ def normalize(text: str) -> str:
 _TONES = "\u0300\u0301\u0309\u0303\u0323"  # huyền, sắc, hỏi, ngã, nặng
 _OLD_TONE = re.compile(  # "hoà", "hoá", "khoẻ", "thuỷ" at syllable end: tone on the 2nd vowel
     "([oO])([" + "".join(unicodedata.normalize("NFC", v + t) for v in "aAeE" for t in _TONES)
-    + r"])(?!\w)|(?<![qQ])([uU])([" + "".join(unicodedata.normalize("NFC", v + t) for v in "yY" for t in _TONES)
+    + r"])(?!\w)|([uU])(?<![qQ][uU])([" + "".join(unicodedata.normalize("NFC", v + t) for v in "yY" for t in _TONES)
     + r"])(?!\w)")
 
 
