@@ -405,12 +405,14 @@ def _question_words(retriever: Retriever, query: Query) -> tuple[set[str], dict[
     idf = retriever.snapshot.lexical.idf(sorted(words), "fsyl")
     known = [w for w in idf.values() if w > 0]
     english = _english(query)
-    # A word no document holds ("SJC", "vàng") is evidence the answer is not here, unless it is English.
-    unknown = 0.0 if english or not known else float(np.median(known))
-    idf = {t: (w if w > 0 else unknown) for t, w in idf.items() if not t.isdigit() or len(t) == 4}
     said = query.normalized[len(query.text):] if english else query.text
-    asked = {t for t in tokenize(said, query=True)["fsyl"] if t in idf}
-    return asked, idf
+    said_words = set(tokenize(said, query=True)["fsyl"])
+    # A word no document holds ("SJC", "vàng", "tối thiểu") is evidence the answer is not here,
+    # unless it is an English word left untranslated.
+    unknown = float(np.median(known)) if known else 0.0
+    idf = {t: (w if w > 0 else unknown if t in said_words else 0.0)
+           for t, w in idf.items() if not t.isdigit() or len(t) == 4}
+    return said_words & set(idf), idf
 
 
 def _tokens(sentence: str) -> list[tuple[int, int, str]]:
