@@ -169,8 +169,8 @@ def _named_after(sentence: str, heads: tuple[str, ...]) -> list[tuple[int, int]]
                 word = t.group()
                 if word[0].isupper() or word[0].isdigit() or word in _NAME_GLUE or word.isupper():
                     keep = n + 1
-                elif n + 1 < len(toks) and toks[n + 1].group()[0].isupper() and n < 3:
-                    continue  # "gỗ Bình Minh", "vùng cao Mai Châu"
+                elif n + 1 < len(toks) and n < 8 and (toks[n + 1].group()[0].isupper() or toks[n + 1].group() in _NAME_GLUE):
+                    continue  # "gỗ Bình Minh", "vùng cao Mai Châu", "Kỹ thuật – Tổng hợp"
                 elif keep == 0 and n < 2 and word.islower():
                     continue
                 else:
