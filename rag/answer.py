@@ -152,6 +152,7 @@ class Answerer:
         asked_words = {fold(t) for t in syllables(query.normalized)}
         measured = _measured(query)
         asks_document = bool(_DOCUMENT.search(query.normalized))
+        wants_name = bool(title) or bool(re.search(r"\bten\b|\bname\b", fold(query.text).lower()))
         filtered = False
         scored: list[tuple[float, int, _Sentence, tuple[int, int]]] = []
         for sent in sentences[:8]:
@@ -166,6 +167,8 @@ class Answerer:
                     continue
                 if not _numbers(text) and {fold(t) for t in syllables(text)} <= asked_words:
                     continue  # a name the question already says ("Đồng Nai")
+                if query.expects == "person" and wants_name and not extract.person_spans(text):
+                    continue  # an office without its holder does not answer "Giám đốc Sở … tên là gì?"
                 if query.expects == "person" and not _title_fits(title, self._titles(sent, span)):
                     filtered = True
                     continue  # "Chủ tịch" was asked; this is the "Phó Chủ tịch"

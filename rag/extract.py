@@ -65,12 +65,14 @@ def candidates(kind: str | None, sentence: str, head: str | None = None, loose: 
     """Spans of values of the given kind in the sentence; bare years and footnote marks excluded.
     `loose`: when no name of the kind is found, any run of capitalised words will do."""
     if kind == "person":
-        spans = person_spans(sentence)
+        spans = person_spans(sentence) or office_spans(sentence)
     elif kind == "place":
         spans = [(m.start, m.end) for m in gazetteer.find_places(sentence, folded=False)]
         spans += _named_after(sentence, ("tỉnh", "thành phố", "huyện", "quận", "thị xã", "xã", "phường"))
     elif kind == "entity":
         spans = _named_after(sentence, (head,) if head else ())
+        if head and fold(head).lower() in _GENERIC_ORG_HEADS:  # "cơ quan nào" → "Công an phường Thịnh Lang"
+            spans += [(a, b) for a, b in _named_after(sentence, _ORGS) if sentence[a].isupper()]
     elif kind in PATTERNS:
         spans = [m.span() for m in PATTERNS[kind].finditer(sentence)]
         if not spans and kind in ("count", "money"):  # a bare number, but not a duration ("5 năm")
@@ -88,6 +90,10 @@ def candidates(kind: str | None, sentence: str, head: str | None = None, loose: 
     ]
 
 
+_GENERIC_ORG_HEADS = frozenset({"co quan", "don vi", "to chuc"})
+_ORGS = ("Công an", "Sở", "Ủy ban", "UBND", "Phòng", "Ban", "Cục", "Chi cục", "Trung tâm", "Ngân hàng", "Bệnh viện",
+         "Trường", "Công ty", "Liên đoàn", "Đảng ủy", "Tỉnh ủy", "Bộ", "Viện", "Quỹ", "Bảo hiểm xã hội", "Kho bạc",
+         "Bưu điện", "Đoàn")
 _ORG_WORDS = frozenset("Sở Bộ Ủy Ban Hội Nghị Trung Đảng Tỉnh Thành Công Ngân Trường Quỹ Chính Phó Chủ Giám Lao Thương Xã "
                        "Nhà Quyết Kế Thông Chỉ Luật Đại Tổng Cục Viện Sông Phường Huyện Quận Năm Ngày Tháng".split())
 _PARTICLES = frozenset({"de", "van", "von", "der", "la", "le", "du", "di", "da", "al", "bin", "of"})
@@ -139,6 +145,21 @@ def person_spans(sentence: str) -> list[tuple[int, int]]:
                 continue
         i += 1
     return spans
+
+
+_OFFICES = ("Chủ tịch", "Giám đốc", "Bí thư", "Trưởng phòng", "Trưởng ban", "Bộ trưởng", "Thứ trưởng", "Thủ tướng")
+_OFFICE_PREFIX = re.compile(r"(?:(?:Quyền|Phó|quyền|phó|Tổng)\s+)+$")
+
+
+def office_spans(sentence: str) -> list[tuple[int, int]]:
+    """An office named without its holder: "Quyền Chủ tịch UBND tỉnh Đồng Nai (yêu cầu …)"."""
+    spans = []
+    for a, b in _named_after(sentence, _OFFICES):
+        if not sentence[a].isupper() or b - a <= len(sentence[a:b].split()[0]) + 9:
+            continue  # a bare "Chủ tịch": not who
+        prefix = _OFFICE_PREFIX.search(sentence[:a])
+        spans.append((prefix.start() if prefix else a, b))
+    return [s for s in spans if not any(o != s and o[0] <= s[0] and s[1] <= o[1] for o in spans)]
 
 
 def titles_near(sentence: str, start: int, end: int) -> list[str]:

@@ -97,6 +97,7 @@ def test_a_comparison_with_a_side_missing_abstains_and_says_which(rag):
         "Tỷ lệ hộ nghèo Cà Mau 2023?",
         "Tỷ lệ thất nghiệp của Nghệ An năm 2023?",  # Nghệ An reports other rates, not this one
         "An Giang có bao nhiêu hộ nghèo vào cuối năm 2023?",  # its figures are dated 2022
+        "Giám đốc Sở LĐ-TB&XH Thừa Thiên Huế tên là gì?",  # the one named is the Vice Chairman, said earlier
     ],
 )
 def test_unanswerable_questions_abstain_and_say_what_was_searched(rag, question):
@@ -178,6 +179,12 @@ def test_timings_are_measured(rag):
         # the adjective and its degree word apart: "nhiều lao động hơn"
         ("Giữa Hòa Bình và Thừa Thiên Huế, tỉnh nào giải quyết việc làm cho nhiều lao động hơn năm 2023?",
          "Hòa Bình", HOA_BINH),
+        # "đơn vị nào": any organisation's name
+        ("Đơn vị nào tiếp nhận quả đạn pháo ở sông Đà?", "Công an phường Thịnh Lang", HOA_BINH),
+        # an office named without its holder answers "ai"
+        ("Ai chỉ đạo cấp cứu người bị nạn trong vụ nổ lò hơi ở Đồng Nai?", "Quyền Chủ tịch UBND tỉnh Đồng Nai", HOA_BINH),
+        # the title written after the name ("Đoàn Hồng Vũ – Giám đốc Sở")
+        ("Giám đốc Sở LĐ-TB&XH Nghệ An tên là gì?", "Đoàn Hồng Vũ", NGHE_AN),
     ],
 )
 def test_the_questions_constraints_pick_the_value(rag, question, answer, doc):
@@ -191,3 +198,10 @@ def test_a_duration_is_not_a_count():
     assert extract.candidates("count", s) == []
     t = "Hỗ trợ 5 hộ trong 3 năm."
     assert [t[a:b] for a, b in extract.candidates("count", t)] == ["5 hộ"]
+
+
+def test_office_spans_name_an_office_without_its_holder():
+    s = "Quyền Chủ tịch UBND tỉnh Đồng Nai yêu cầu khẩn trương cấp cứu người bị nạn."
+    assert [s[a:b] for a, b in extract.candidates("person", s)] == ["Quyền Chủ tịch UBND tỉnh Đồng Nai"]
+    s = "Chủ tịch UBND tỉnh Nguyễn Văn A phát biểu."  # a name is there: the name is the answer
+    assert [s[a:b] for a, b in extract.candidates("person", s)] == ["Nguyễn Văn A"]
