@@ -78,6 +78,9 @@ _FOLDED_ABBR = {fold(a): a for a in ABBREVIATIONS}
 _EXPECTS: tuple[tuple[str, str], ...] = (
     ("code", r"so hieu|ky hieu|so may\b|\bnumber of the (?:decision|resolution)"),
     ("percent", r"ty le|bao nhieu phan tram|may phan tram|phan tram|%|\bpercent|\brate\b|\bshare\b|\bproportion"),
+    # "giải ngân … cho bao nhiêu lao động": the thing counted outweighs the money words
+    ("count", r"\b(?:bao nhieu|may)\s+(?:nguoi|lao dong|ho|hoc vien|doi tuong|luot|suat|ca nhan|tap the|don vi"
+              r"|doanh nghiep|hoc sinh|sinh vien|tre em|vi tri|phien|truong hop)\b"),
     ("money", r"bao nhieu tien|kinh phi|so tien|ngan sach|\bvon\b|giai ngan|ty dong|trieu dong|\bmoney|\bbudget|\bfund"
               r"|how much|\bdisburs"),
     ("date", r"ngay nao|ngay bao nhieu|khi nao|bao gio|thoi gian nao|thang nao|\bwhen\b|what date|which day"),

@@ -205,3 +205,8 @@ def test_office_spans_name_an_office_without_its_holder():
     assert [s[a:b] for a, b in extract.candidates("person", s)] == ["Quyền Chủ tịch UBND tỉnh Đồng Nai"]
     s = "Chủ tịch UBND tỉnh Nguyễn Văn A phát biểu."  # a name is there: the name is the answer
     assert [s[a:b] for a, b in extract.candidates("person", s)] == ["Nguyễn Văn A"]
+
+
+def test_the_thing_counted_outweighs_money_words():
+    assert analyse("Vốn giải ngân góp phần giải quyết việc làm cho bao nhiêu lao động?").expects == "count"
+    assert analyse("Ngân hàng đã giải ngân bao nhiêu tiền?").expects == "money"
