@@ -88,6 +88,7 @@ HIT_W = 0.6
 LEN_W = 0.3
 TARGET_W = 0.45  # a target ("mục tiêu", "phấn đấu") asked and a result found, or the reverse
 YEAR_W = 0.25
+CLAUSE_TARGET_W = 0.3  # the value's own clause is a target ("chỉ tiêu … là 1,32%"): asked or not
 TIME_W = 0.1  # share of a time word's idf in a sentence's support
 RUNNER_UP = 0.3  # how far below the best value one from a sentence that does answer may be
 LOOSE_SUPPORT = 0.6  # a name was asked, none of the expected kind found: answer anyway above this support
@@ -152,6 +153,7 @@ class Answerer:
         asked_words = {fold(t) for t in syllables(query.normalized)}
         measured = _measured(query)
         asks_document = bool(_DOCUMENT.search(query.normalized))
+        wants_target = _wants_target(query)
         wants_name = bool(title) or bool(re.search(r"\bten\b|\bname\b", fold(query.text).lower()))
         filtered = False
         scored: list[tuple[float, int, _Sentence, tuple[int, int]]] = []
@@ -177,6 +179,8 @@ class Answerer:
                 local = _proximity(tokens, span, weights, topic_end)
                 score = (sent.score + 0.6 * local + _unit_bonus(unit, text) - 0.01 * n
                          + _predicate_bonus(verb, sent.text, span))
+                if _clause_is_target(sent.text, span[0]):  # "(chỉ tiêu được giao là 1,32%)"
+                    score += CLAUSE_TARGET_W if wants_target else -CLAUSE_TARGET_W
                 scored.append((score, -len(scored), sent, span))
         if not scored:
             top = sentences[0]
@@ -254,7 +258,7 @@ class Answerer:
                 bonus += 0.1
             elif years_in(text) and not asked & set(_years(text)):  # "giai đoạn 2021 - 2025" holds 2024
                 bonus -= 0.15
-        wants_target = bool(_TARGET.search(query.text)) or bool(_TARGET_FOLDED.search(fold(query.text)))
+        wants_target = _wants_target(query)
         is_target = bool(_TARGET.search(sent.text) or _TARGET.search(lead[-150:]))
         if wants_target != is_target:
             bonus -= TARGET_W
@@ -300,6 +304,18 @@ class Answerer:
 _DOCUMENT = re.compile(r"văn bản|quyết định|nghị quyết|nghị định|kế hoạch|công văn|thông tư|chỉ thị|ban hành|\bký\b", re.I)
 _DOCUMENT_DATE = re.compile(r"\bsố\s+\d+[\w/.-]*\s*(?:của\s+[^,;()]{0,60}\s*)?$", re.I)
 _WHOLE_PROVINCE = re.compile(r"\b(?:toàn|cả)\s+(?:tỉnh|thành phố)\b", re.I)
+_BRACKETED_TARGET = re.compile(r"\(\s*(?:chỉ tiêu|kế hoạch|mục tiêu|dự kiến)[^()]*$", re.I)
+
+
+def _wants_target(query: Query) -> bool:
+    return bool(_TARGET.search(query.text)) or bool(_TARGET_FOLDED.search(fold(query.text)))
+
+
+def _clause_is_target(sentence: str, start: int) -> bool:
+    """The value is a target in brackets after a result: "giảm 1,52% (chỉ tiêu được giao là 1,32%)"."""
+    return bool(_BRACKETED_TARGET.search(sentence[:start]))
+
+
 _COMPARED_YEAR = re.compile(r"(?:so với|bằng|như)\s+(?:cùng kỳ\s+)?(?:năm\s+)?(?:19|20)\d{2}", re.I)
 _YEAR_RANGE = re.compile(r"\b((?:19|20)\d{2})\s*[-–]\s*((?:19|20)\d{2})\b")
 

@@ -210,3 +210,9 @@ def test_office_spans_name_an_office_without_its_holder():
 def test_the_thing_counted_outweighs_money_words():
     assert analyse("Vốn giải ngân góp phần giải quyết việc làm cho bao nhiêu lao động?").expects == "count"
     assert analyse("Ngân hàng đã giải ngân bao nhiêu tiền?").expects == "money"
+
+
+def test_a_target_in_brackets_answers_only_a_question_about_the_target(rag):
+    target = rag.ask("Năm 2019 chỉ tiêu giảm tỷ lệ hộ nghèo được giao là bao nhiêu?")
+    result = rag.ask("Năm 2019 tỷ lệ hộ nghèo giảm bao nhiêu?")
+    assert (target.answer, result.answer) == ("1,32%", "1,52%"), (target.answer_text, result.answer_text)
