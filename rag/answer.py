@@ -230,12 +230,16 @@ class Answerer:
             chunk = hit.chunk
             context = {fold(t) for t in syllables(chunk.header)}
             lead = ""  # the paragraph's earlier sentences: "Năm 2024, ngành đề ra…: Giải quyết việc làm…"
+            heading: set[str] = set()  # the words of a line announcing the paragraph ("Vụ nổ lò hơi tại Đồng Nai:")
             for s, e in sentence_spans(chunk.text):
                 text = chunk.text[s:e]
-                if (s == 0 or "\n" in chunk.text[max(0, s - 2):s]) and not lead.rstrip().endswith(":"):
-                    lead = ""  # a new paragraph, unless the last one announced it ("…chỉ tiêu chủ yếu:")
+                if s == 0 or "\n" in chunk.text[max(0, s - 2):s]:
+                    announced = lead.rstrip().endswith(":")
+                    title = len(lead.split()) <= 25 and not lead.rstrip().endswith((".", "!", "?", ";"))
+                    heading = {fold(t) for t in syllables(lead[lead.rfind(".") + 1:])} if announced or title else set()
+                    lead = lead if announced else ""  # a new paragraph, unless the last one announced it
                 folded = [fold(t) for t in syllables(text)]
-                present = set(folded) | context
+                present = set(folded) | context | heading
                 support = sum(idf[t] for t in asked if t in present) / asked_total
                 if not english:
                     support = max(support, sum(w for t, w in idf.items() if t in present) / total)

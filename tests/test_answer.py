@@ -216,3 +216,9 @@ def test_a_target_in_brackets_answers_only_a_question_about_the_target(rag):
     target = rag.ask("Năm 2019 chỉ tiêu giảm tỷ lệ hộ nghèo được giao là bao nhiêu?")
     result = rag.ask("Năm 2019 tỷ lệ hộ nghèo giảm bao nhiêu?")
     assert (target.answer, result.answer) == ("1,32%", "1,52%"), (target.answer_text, result.answer_text)
+
+
+def test_a_news_title_line_counts_for_the_paragraph_under_it(rag):
+    # "Vụ nổ lò hơi tại Đồng Nai: Khẩn trương cấp cứu người bị nạn" is the title; the company is below it
+    result = rag.ask("Công ty nào liên quan đến vụ nổ lò hơi?")
+    assert not result.abstained and "Bình Minh" in result.answer, result.answer_text
