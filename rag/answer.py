@@ -146,6 +146,7 @@ class Answerer:
         sentences.sort(key=lambda s: s.score, reverse=True)
         echoed = _numbers(query.text)
         title = _asked_title(query)
+        organ = _organ(fold(query.normalized).lower()) if title else None
         verb = _asked_verb(query)
         unit = _asked_unit(query)
         if len(query.years) < 2:  # one year: a matter for the sentence, not for which value in it
@@ -171,7 +172,7 @@ class Answerer:
                     continue  # a name the question already says ("Đồng Nai")
                 if query.expects == "person" and wants_name and not extract.person_spans(text):
                     continue  # an office without its holder does not answer "Giám đốc Sở … tên là gì?"
-                if query.expects == "person" and not _title_fits(title, self._titles(sent, span)):
+                if query.expects == "person" and not _title_fits(title, self._titles(sent, span), organ):
                     filtered = True
                     continue  # "Chủ tịch" was asked; this is the "Phó Chủ tịch"
                 if query.expects == "date" and not asks_document and _DOCUMENT_DATE.search(sent.text[:span[0]]):
@@ -388,12 +389,22 @@ def _title_words(titles: list[str]) -> list[str]:
     return [t for t in titles if any(word in fold(t).lower() for word in _TITLE_WORDS)]
 
 
-def _title_fits(asked: str, written: list[str]) -> bool:
-    """No title asked, none written, or one of the written titles is the asked one ("Phó" included)."""
+_ORGANS = {"ubnd": r"\bubnd\b|uy ban nhan dan|people's committee", "hdnd": r"\bhdnd\b|hoi dong nhan dan|people's council"}
+
+
+def _organ(text: str) -> str | None:
+    """Whose office a title is: the People's Committee ("ubnd") or Council ("hdnd"), if said."""
+    return next((name for name, pattern in _ORGANS.items() if re.search(pattern, text)), None)
+
+
+def _title_fits(asked: str, written: list[str], organ: str | None = None) -> bool:
+    """No title asked, none written, or one of the written titles is the asked one ("Phó" included),
+    of the body asked ("Phó Chủ tịch HĐND" is not the "Phó Chủ tịch UBND")."""
     written = [fold(w).lower() for w in _title_words(written)]
     if not asked or not written:
         return True
-    return any(asked.split()[-1] in w and asked.startswith("pho") == w.startswith("pho") for w in written)
+    return any(asked.split()[-1] in w and asked.startswith("pho") == w.startswith("pho")
+               and (organ is None or _organ(w) in (None, organ)) for w in written)
 
 
 def _english(query: Query) -> bool:

@@ -222,3 +222,10 @@ def test_a_news_title_line_counts_for_the_paragraph_under_it(rag):
     # "Vụ nổ lò hơi tại Đồng Nai: Khẩn trương cấp cứu người bị nạn" is the title; the company is below it
     result = rag.ask("Công ty nào liên quan đến vụ nổ lò hơi?")
     assert not result.abstained and "Bình Minh" in result.answer, result.answer_text
+
+
+def test_the_body_of_the_title_asked_is_respected(rag):
+    council = rag.ask("Ai là Phó Chủ tịch HĐND tỉnh Thừa Thiên Huế dự hội nghị?")
+    committee = rag.ask("Phó Chủ tịch UBND tỉnh Thừa Thiên Huế dự hội nghị là ai?")
+    assert "Nguyễn Thị Ái Vân" in council.answer, council.answer_text
+    assert "Nguyễn Thanh Bình" in committee.answer, committee.answer_text
