@@ -306,7 +306,7 @@ class Answerer:
         return doc.meta.year in asked and not years_in(_YEAR_RANGE.sub(" ", best.text))
 
 
-_DOCUMENT = re.compile(r"văn bản|quyết định|nghị quyết|nghị định|kế hoạch|công văn|thông tư|chỉ thị|ban hành|\bký\b", re.I)
+_DOCUMENT = re.compile(r"ban hành|\bký\b|hiệu lực|\bissued|\bsigned", re.I)  # the date of a document is asked
 _DOCUMENT_DATE = re.compile(r"\bsố\s+\d+[\w/.-]*\s*(?:của\s+[^,;()]{0,60}\s*)?$", re.I)
 _WHOLE_PROVINCE = re.compile(r"\b(?:toàn|cả)\s+(?:tỉnh|thành phố)\b", re.I)
 _BRACKETED_TARGET = re.compile(r"\(\s*(?:chỉ tiêu|kế hoạch|mục tiêu|dự kiến)[^()]*$", re.I)

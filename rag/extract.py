@@ -46,6 +46,7 @@ _TITLES = (
     "Phó Chủ tịch", "Chủ tịch", "Phó Giám đốc Sở", "Giám đốc Sở", "Phó Giám đốc", "Giám đốc", "Trưởng phòng",
     "Bộ trưởng", "Thứ trưởng", "Bí thư", "Phó Bí thư", "Đồng chí", "đồng chí", "Ông", "ông", "Bà", "bà",
 )
+_ADDRESS = frozenset({"Đồng chí", "đồng chí", "Ông", "ông", "Bà", "bà"})  # forms of address, not offices
 SURNAMES = frozenset((
     "Nguyễn Trần Lê Phạm Hoàng Huỳnh Phan Vũ Võ Đặng Bùi Đỗ Hồ Ngô Dương Lý Đoàn Đinh Lương Trương Mai Cao Lâm "
     "Tạ Hà Châu Tô Trịnh Quách Lưu Đào Thái Kiều Thân Triệu La Từ Chu Tăng Lục Mạc Hứa Khúc Vương Đàm Nông Lò "
@@ -167,6 +168,8 @@ def titles_near(sentence: str, start: int, end: int) -> list[str]:
     it ("Nguyễn Văn Toàn, Phó Chủ tịch UBND tỉnh"; "Hoàng Văn Phúc – Thị ủy viên, Phó Chủ tịch")."""
     before = sentence[max(0, start - 60):start].rstrip()
     found = [t for t in _TITLES if before.endswith(t)][:1]
+    if found and found[0] not in _ADDRESS:
+        return found  # "…UBND tỉnh Nguyễn Thanh Bình, Phó Chủ tịch HĐND tỉnh Nguyễn Thị Ái Vân": the next is hers
     after = sentence[end:end + 80]
     m = re.match(r"\s*[,–-]\s*(?:[^,;.()]{0,25},\s*)?", after)
     if m:

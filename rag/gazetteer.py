@@ -315,7 +315,10 @@ def _accept(entry: _Entry, norm: str, start: int, end: int, folded: bool) -> boo
     before = norm[max(0, start - 20):start]
     if _PERSON_BEFORE.search(before):
         return False
-    return _case_ok(norm[start:end], entry.written) or _ADMIN_BEFORE.search(before) is not None
+    # after "tỉnh": "Hòa bình" and "hòa bình" pass; "Xã hội An Giang" is not "xã Hội An" (a capital mid-name)
+    surface = norm[start:end]
+    plain = surface[0].isupper() or surface.islower()
+    return _case_ok(surface, entry.written) or (plain and _ADMIN_BEFORE.search(before) is not None)
 
 
 def find_places(text: str, *, folded: bool | None = None) -> list[Mention]:

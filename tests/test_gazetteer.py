@@ -189,3 +189,8 @@ def test_province_counts_weights():
     counts = province_counts("Nghệ An: TP Vinh và Cửa Lò. Hà Tĩnh.")
     assert counts == {"Nghệ An": 2.0, "Hà Tĩnh": 1.0}
     assert province_counts("không có địa danh") == {}
+
+
+def test_a_word_before_a_name_is_not_an_admin_word_when_the_name_is_cut():
+    # "Xã hội An Giang" ends in An Giang; it is not "xã Hội An" (Quảng Nam)
+    assert [m.place.name for m in find_places("Sở Lao động – Thương binh và Xã hội An Giang")] == ["An Giang"]
