@@ -509,8 +509,8 @@ def _unit_bonus(unit: str, candidate: str) -> float:
     if f"{unit} ".startswith(f"{said} "):
         return 0.3
     for group in _UNIT_CLASSES:
-        if said in group and any(f"{unit} ".startswith(f"{u} ") for u in group):
-            return 0.3
+        if any(f"{unit} ".startswith(f"{u} ") for u in group):  # people or households were asked
+            return 0.3 if said in group else -0.3  # "2 chỉ tiêu" does not count people
     return 0.0
 
 
