@@ -56,7 +56,7 @@ _NOT_NAMES = frozenset({"Lao Động", "Thương Binh", "Xã Hội", "Ủy Ban",
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 _BRACKETED = re.compile(r"\[\d+\]|\(\d+\)")
 _YEAR = re.compile(r"(?:19|20)\d{2}")
-_DURATION = re.compile(r"\s*(?:năm|tháng|tuần|ngày|giờ|phút|giây|thế kỷ)\b")
+_DURATION = re.compile(r"\s*(?:năm|tháng|tuần|ngày|giờ|phút|giây|thế kỷ)\b|[/-][A-ZĐ]")  # or a code: "714/QĐ-UBND"
 _IN_YEAR = re.compile(r"(?:(?:vào\s+)?năm\s+)?(?<!\d)1?\d{3}(?!\d)|thế kỷ (?:thứ )?\w+")
 # Words that may sit inside a name after its head: "Công ty TNHH gỗ Bình Minh", "Kỹ thuật – Tổng hợp".
 _NAME_GLUE = frozenset({"–", "-", "&", "và", "số"})
@@ -76,7 +76,7 @@ def candidates(kind: str | None, sentence: str, head: str | None = None, loose: 
             spans += [(a, b) for a, b in _named_after(sentence, _ORGS) if sentence[a].isupper()]
     elif kind in PATTERNS:
         spans = [m.span() for m in PATTERNS[kind].finditer(sentence)]
-        if not spans and kind in ("count", "money"):  # a bare number, but not a duration ("5 năm")
+        if not spans and kind in ("count", "money"):  # a bare number, not a duration ("5 năm") nor a code
             spans = [m.span() for m in PATTERNS["number"].finditer(sentence) if not _DURATION.match(sentence, m.end())]
     else:
         spans = []

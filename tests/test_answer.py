@@ -229,3 +229,10 @@ def test_the_body_of_the_title_asked_is_respected(rag):
     committee = rag.ask("Phó Chủ tịch UBND tỉnh Thừa Thiên Huế dự hội nghị là ai?")
     assert "Nguyễn Thị Ái Vân" in council.answer, council.answer_text
     assert "Nguyễn Thanh Bình" in committee.answer, committee.answer_text
+
+
+def test_a_related_news_item_naming_no_place_is_about_the_sites_province(rag):
+    # seed 000 is a Hòa Bình site; its related item "Phân bổ 13,5 tỷ đồng …" names no province
+    result = rag.ask("Hòa Bình phân bổ bao nhiêu kinh phí thực hiện Pháp lệnh ưu đãi người có công năm 2024?")
+    assert not result.abstained and "13,5 tỷ đồng" in result.answer, result.answer_text
+    assert result.citations[0].doc_id == HOA_BINH
