@@ -225,6 +225,7 @@ def cmd_measure(args) -> None:
 
     from rag.api import RAG
     from rag.lexical import _bm25s, tokenize
+    from rag.retriever import _top_positive
 
     import_s = time.perf_counter() - t
     _bm25s()  # imported lazily by the first open: counted in neither the RAM per chunk nor import_s
@@ -249,16 +250,20 @@ def cmd_measure(args) -> None:
         t = time.perf_counter()
         answered += not rag.ask(q).abstained
         ask_ms.append(1000 * (time.perf_counter() - t))
-    # our BM25 layer alone: LexicalIndex.scores (2 fields) + top 10, on the question as typed
+    # our BM25 layer alone: LexicalIndex.scores (2 fields) + top 10 as the retriever takes it, on the question as typed
     lexical = rag._retriever.snapshot.lexical
     k = min(10, rag.chunk_count)
     bm25_ms = []
     for q in questions:
         t = time.perf_counter()
-        scores = lexical.scores(q)
-        top = np.argpartition(-scores, k - 1)[:k]
-        top[np.argsort(-scores[top])]
+        _top_positive(lexical.scores(q), k)
         bm25_ms.append(1000 * (time.perf_counter() - t))
+    embed_ms = []  # the question's embedding alone (dense mode)
+    embedder = rag._retriever.embedder
+    for q in questions if embedder is not None else ():
+        t = time.perf_counter()
+        embedder.embed_query(q)
+        embed_ms.append(1000 * (time.perf_counter() - t))
     # raw bm25s on the same syllable tokens: its own retrieve (scores + top-k) on the syllable field
     bm25 = lexical.fields["syl"]
     no_tokens = 0
@@ -274,7 +279,7 @@ def cmd_measure(args) -> None:
         "mode": rag.mode, "chunks": rag.chunk_count, "import_s": import_s, "open_s": open_s,
         "rss_import_mb": rss1 - rss0, "rss_open_mb": rss2 - rss1, "rss_total_mb": rss2,
         "search_ms": summary(search_ms), "ask_ms": summary(ask_ms), "bm25_layer_ms": summary(bm25_ms),
-        "raw_bm25s_ms": summary(raw_ms),
+        "raw_bm25s_ms": summary(raw_ms), "embed_query_ms": summary(embed_ms),
         "raw_bm25s_skipped": no_tokens, "answered": answered, "questions": len(questions),
     }))
 
@@ -595,11 +600,14 @@ def lat(d: dict, digits=1) -> str:
 
 def markdown(results: dict, meta: dict) -> str:
     sizes = [k for k in results if k in SIZES]
-    out = [f"Measured {meta['date']} on {meta['machine']}; `{meta['command']}`; {meta['queries']} questions "
+    load = meta.get("loadavg")
+    machine = meta["machine"] + (f", load average {load[0]:.2f} at the start and {load[1]:.2f} at the end (1 min)" if load else "")
+    out = [f"Measured {meta['date']} on {machine}; `{meta['command']}`; {meta['queries']} questions "
            "(the gold questions, then the same without diacritics); latencies in ms as p50 / p95 / p99, warm, one "
            "query at a time.", ""]
     out += ["**Lexical (BM25, 4 fields)** — `rag index --model none`, then `rag.ask` / `rag.search` in a fresh process. "
-            "*BM25 layer*: `LexicalIndex.scores` (2 of the 4 fields) + top 10 on the question as typed; *raw bm25s*: "
+            "*BM25 layer*: `LexicalIndex.scores` (2 of the 4 fields) + the top 10 as the retriever takes them "
+            "(`_top_positive`), on the question as typed; *raw bm25s*: "
             "`bm25s.BM25.retrieve` (top 10) on the syllable field of the same index, same tokens. *search* adds the query "
             "analysis and the reranking. Ratios are p50 / p95.", "",
             "| chunks | corpus MB | index s | MB/s | chunks/s | indexer peak RSS MB | disk MB | disk KB/chunk | RAM KB/chunk "
@@ -630,7 +638,8 @@ def markdown(results: dict, meta: dict) -> str:
     if dense:
         out += ["", f"**Dense + lexical (hybrid)** — model `{DENSE_MODEL}`", "",
                 "| chunks | vectors | FAISS | index s (chunks/s) | disk MB | RSS after open MB (incl. model) | open s "
-                "| `rag ask` cold s | ask ms | search ms |", "|---|---|---|---|---|---|---|---|---|---|"]
+                "| `rag ask` cold s | ask ms | search ms | of which: question embedding ms |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
         for s in dense:
             d = results[s]["dense"]
             m = d["measure"]
@@ -640,7 +649,8 @@ def markdown(results: dict, meta: dict) -> str:
                 how, idx = "pooled sentence vectors", f"FAISS build {fmt(d['faiss_build_s'])}"
             out.append(f"| {m['chunks']:,} | {how} | {d['faiss']} | {idx} | {fmt(d['disk_mb'])} "
                        f"| {fmt(m['rss_total_mb'], 0)} | {fmt(m['open_s'], 2)} | {fmt(d['cold_ask_s'], 2)} "
-                       f"| {lat(m['ask_ms'])} | {lat(m['search_ms'])} |")
+                       f"| {lat(m['ask_ms'])} | {lat(m['search_ms'])} "
+                       f"| {lat(m['embed_query_ms']) if m.get('embed_query_ms', {}).get('n') else 'not measured'} |")
         sweeps = [(s, results[s]["dense"]) for s in dense if results[s]["dense"].get("sweep")]
         if sweeps:
             out += ["", "Approximate search vs exact (numpy) on the same vectors, the questions embedded by the model "
@@ -704,6 +714,7 @@ def main() -> None:
     bad = [s for s in labels if s not in SIZES]
     if bad:
         ap.error(f"unknown size(s) {bad}; use {', '.join(SIZES)}")
+    loadavg_start = os.getloadavg()[0]
     work = args.workdir or Path(tempfile.mkdtemp(prefix="rag-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     results: dict = {}
@@ -741,6 +752,7 @@ def main() -> None:
         notes.append(f"LangChain was not run at {', '.join(skipped_chain)}: rank_bm25 keeps a Python dict per chunk and "
                      "scores every query with a Python loop over all chunks (see its time per query at the largest size run).")
     meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} cores",
+            "loadavg": (loadavg_start, os.getloadavg()[0]),
             "command": "python eval/bench.py " + " ".join(sys.argv[1:]), "queries": args.queries, "notes": notes}
     table = markdown(results, meta)
     print(table)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -13,10 +14,11 @@ from .embed import Embedder
 from .query import analyse
 from .lexical import tokenize
 from .store import Snapshot
-from .text import bigrams, fold, syllables, years_in
+from .text import fold, syllables, years_in
 from .types import Chunk, Hit, Query
 
-_SENTENCE_RE = re.compile(r"(?<=[.!?;:])\s+|\n+")
+# Sentence ends: spaces after . ! ? ; : (the mark goes with them: it is never part of a token there), line breaks.
+_SENTENCE_CUT = re.compile(r"[.!?;:]\s+|\n+")
 _TYPE_CUES = {
     "percent": re.compile(r"\d%|phần trăm"),
     "money": re.compile(r"\d[\d.,]*\s*(?:tỷ|triệu|nghìn|ngàn)?\s*(?:đồng|USD)", re.I),
@@ -44,7 +46,14 @@ class Retriever:
         self.snapshot = snapshot
         self.embedder = embedder if snapshot.dense is not None else None
         self.config = config
-        self._chunk_places = lru_cache(maxsize=200_000)(self._places_of)
+        # Per-chunk facts, computed the first time a chunk is a candidate. The caches belong to this
+        # retriever, and a retriever to one snapshot (a rebuilt index gets a new Retriever), so an entry
+        # never outlives the chunk it describes.
+        self._chunk_places = lru_cache(maxsize=200_000)(self._places_of)  # by chunk id (answer.py asks too)
+        self._chunk_years = lru_cache(maxsize=200_000)(self._years_of)  # by chunk index
+        self._chunk_cue = lru_cache(maxsize=200_000)(self._cue_of)  # by (chunk index, answer type)
+        self._chunk_words = lru_cache(maxsize=8_192)(self._words_of)  # by (chunk index, folded): ~3 KB each
+        self._query_vector = lru_cache(maxsize=1_024)(self._embed)  # a question asked again skips the model
 
     @property
     def mode(self) -> str:
@@ -58,13 +67,12 @@ class Retriever:
         cfg = self.config
         lex = self.snapshot.lexical.scores(query.normalized, folded=query.folded)
         n_cand = max(cfg.candidates, k * 3)
-        cand = _top(lex, n_cand)
-        cand = cand[lex[cand] > 0]
+        cand = _top_positive(lex, n_cand)
         fused: dict[int, float] = {}
         lex_max = float(lex[cand].max()) if len(cand) else 0.0
         dense_scores: dict[int, float] = {}
         if self.embedder is not None and self.snapshot.dense is not None:
-            qvec = self.embedder.embed_query(query.normalized)
+            qvec = self._query_vector(query.normalized)
             scores, ids = self.snapshot.dense.search(qvec, n_cand)
             dense_scores = {int(i): float(s) for i, s in zip(ids, scores)}
         if lex_max > 0:
@@ -76,22 +84,55 @@ class Retriever:
                 fused[i] = fused.get(i, (1 - cfg.dense_weight) * float(lex[i]) / lex_max if lex_max > 0 else 0.0)
                 fused[i] += cfg.dense_weight * norm
         coverage = self._coverage(query, sorted(fused, key=fused.get, reverse=True)[: cfg.rerank_depth])
-        hits = []
+        wanted = (gazetteer.lookup(province) or gazetteer.Place(province, (), "")).name if province else None
+        scored = []  # (score, chunk index, bonus)
+        place_best = max(cfg.place_bonus, 0.0, -cfg.place_penalty)  # the most the place feature can add
+        pending = []  # place questions: (the best score the place feature allows, chunk index, the other bonuses)
         for i, base in fused.items():
             chunk = chunks[i]
-            if not self._passes(chunk, province, year):
+            if not self._passes(chunk, wanted, year):
                 continue
-            bonus = self._bonus(chunk, query) + coverage.get(i, 0.0)
-            signals = (("lexical", round(float(lex[i]), 4)), ("fused", round(base, 4)), ("bonus", round(bonus, 4)))
+            year_part, type_part = self._year_part(i, query), self._type_part(i, query)
+            if query.place:
+                best = ((0.0 + place_best) + year_part) + type_part  # (summed in the order of the exact score)
+                pending.append((base + (best + coverage.get(i, 0.0)), i, year_part, type_part))
+            else:
+                bonus = ((0.0 + year_part) + type_part) + coverage.get(i, 0.0)
+                scored.append((base + bonus, i, bonus))
+        if pending:
+            # The place feature (which places a chunk names: a gazetteer scan of its text) is the costly
+            # one and adds at most place_bonus: score the candidates by their best possible score and stop
+            # once that cannot reach the k-th score found. Float addition is monotonic, so the bound holds
+            # for the computed sums too: the hits and their order are those of scoring every candidate.
+            pending.sort(key=lambda p: (-p[0], p[1]))
+            kth: list[float] = []  # the k best scores so far, ascending
+            for bound, i, year_part, type_part in pending:
+                if len(kth) == k and (k == 0 or bound < kth[0]):
+                    break
+                bonus = ((0.0 + self._place_part(chunks[i], query.place)) + year_part) + type_part
+                bonus += coverage.get(i, 0.0)
+                score = fused[i] + bonus
+                scored.append((score, i, bonus))
+                if len(kth) < k:
+                    bisect.insort(kth, score)
+                elif score > kth[0]:
+                    kth.pop(0)
+                    bisect.insort(kth, score)
+        scored.sort(key=lambda h: (-h[0], h[1]))
+        docs = self.snapshot.documents
+        hits = []
+        for r, (score, i, bonus) in enumerate(scored[:k]):
+            signals = (("lexical", round(float(lex[i]), 4)), ("fused", round(fused[i], 4)), ("bonus", round(bonus, 4)))
             if i in dense_scores:
                 signals += (("dense", round(dense_scores[i], 4)),)
-            hits.append((base + bonus, i, signals))
-        hits.sort(key=lambda h: (-h[0], h[1]))
-        docs = self.snapshot.documents
-        return [
-            Hit(chunk=chunks[i], score=round(score, 4), rank=r + 1, source=docs[chunks[i].doc_id].source, signals=sig)
-            for r, (score, i, sig) in enumerate(hits[:k])
-        ]
+            chunk = chunks[i]
+            hits.append(Hit(chunk=chunk, score=round(score, 4), rank=r + 1, source=docs[chunk.doc_id].source, signals=signals))
+        return hits
+
+    def _embed(self, text: str) -> np.ndarray:
+        vec = np.array(self.embedder.embed_query(text), dtype=np.float32)  # (a copy: made read-only below)
+        vec.flags.writeable = False  # shared by the cache
+        return vec
 
     # -- features
 
@@ -116,22 +157,40 @@ class Retriever:
         total = sum(idf.values())
         if not total:
             return {}
+        # Tokens hold no space and no "_": " w " is in " a b c " exactly when w is one of the tokens, and
+        # " a b " exactly when the pair a_b is one of the bigrams.
+        probes = [(f" {t} ", w) for t, w in idf.items()]
+        pair_probes = [f" {t.replace('_', ' ')} " for t in pairs]
         cfg = self.config
         out = {}
         for i in candidates:
-            chunk = self.snapshot.chunks[i]
-            text = f"{chunk.text}\n{chunk.extra}" if chunk.extra else chunk.text
+            sentences, whole = self._chunk_words(i, query.folded)
+            found = [(t, w) for t, w in probes if t in whole]  # (a sentence holds only words of the chunk)
             best = 0.0
-            for sentence in _SENTENCE_RE.split(text):
-                toks = syllables(sentence)
-                present = set(toks if not query.folded else (fold(t) for t in toks))
-                best = max(best, sum(w for t, w in idf.items() if t in present) / total)
-            all_toks = syllables(text)
-            if query.folded:
-                all_toks = [fold(t) for t in all_toks]
-            pair_share = len(pairs & set(bigrams(all_toks))) / len(pairs) if pairs else 0.0
+            if found:
+                for sentence in sentences:
+                    best = max(best, sum(w for t, w in found if t in sentence) / total)
+            pair_share = sum(p in whole for p in pair_probes) / len(pairs) if pairs else 0.0
             out[i] = cfg.sentence_coverage * best + cfg.bigram_coverage * pair_share
         return out
+
+    def _words_of(self, i: int, folded: bool) -> tuple[tuple[str, ...], str]:
+        """The chunk's sentences as " token token … " strings, and all its tokens as one such string.
+
+        The tokens are those of `syllables(text)` (folded for a folded question): no token crosses the
+        whitespace that separates sentences, so splitting first and tokenising each sentence gives them.
+        """
+        chunk = self.snapshot.chunks[i]
+        text = f"{chunk.text}\n{chunk.extra}" if chunk.extra else chunk.text
+        sentences, parts = [], []
+        for sentence in _SENTENCE_CUT.split(text):
+            toks = syllables(sentence)
+            if not toks:
+                continue
+            joined = " ".join(map(fold, toks) if folded else toks)
+            sentences.append(f" {joined} ")
+            parts.append(joined)
+        return tuple(sentences), f" {' '.join(parts)} "
 
     def _places_of(self, chunk_id: str) -> frozenset[str]:
         chunk = self._chunk_by_id[chunk_id]
@@ -145,43 +204,81 @@ class Retriever:
 
     def _doc_place(self, chunk: Chunk) -> str | None:
         meta = self.snapshot.documents[chunk.doc_id].meta
-        # related news of a local site is often about elsewhere: trust only the chunk's own words there
-        return meta.province if chunk.section != "related" else None
+        # related news of a local site is often about elsewhere: there, an item naming no place is the
+        # site's own ("UBND tỉnh vừa ban hành…"), one naming a place is about that place
+        if chunk.section == "related" and self._chunk_places(chunk.id):
+            return None
+        return meta.province
 
     def about_place(self, place: str, chunk: Chunk) -> bool:
         """The chunk names the place, or belongs to a document about it."""
-        return place in self._chunk_places(chunk.id) or self._doc_place(chunk) == place
+        return self._doc_place(chunk) == place or place in self._chunk_places(chunk.id)  # the cheap test first
 
-    def _bonus(self, chunk: Chunk, query: Query) -> float:
+    def _place_part(self, chunk: Chunk, place: str) -> float:
         cfg = self.config
-        bonus = 0.0
-        if query.place:
-            if self.about_place(query.place, chunk):
-                bonus += cfg.place_bonus
-            elif self._doc_place(chunk) is not None or self._chunk_places(chunk.id):
-                bonus -= cfg.place_penalty
-        if query.years:
-            chunk_years = set(years_in(chunk.text))
-            if chunk_years & set(query.years):
-                bonus += cfg.year_bonus
-            elif chunk_years:  # speaks of other years only
-                bonus -= cfg.year_penalty
-        cue = _TYPE_CUES.get(query.expects or "")
-        if cue is not None and cue.search(chunk.text):
-            bonus += cfg.type_bonus
-        return bonus
+        if self.about_place(place, chunk):
+            return cfg.place_bonus
+        if self._doc_place(chunk) is not None or self._chunk_places(chunk.id):
+            return -cfg.place_penalty
+        return 0.0
+
+    def _year_part(self, i: int, query: Query) -> float:
+        if not query.years:
+            return 0.0
+        chunk_years = self._chunk_years(i)
+        if any(y in chunk_years for y in query.years):
+            return self.config.year_bonus
+        return -self.config.year_penalty if chunk_years else 0.0  # speaks of other years only
+
+    def _type_part(self, i: int, query: Query) -> float:
+        return self.config.type_bonus if query.expects in _TYPE_CUES and self._chunk_cue(i, query.expects) else 0.0
+
+    def _years_of(self, i: int) -> tuple[int, ...]:
+        return tuple(dict.fromkeys(years_in(self.snapshot.chunks[i].text)))
+
+    def _cue_of(self, i: int, kind: str) -> bool:
+        return _TYPE_CUES[kind].search(self.snapshot.chunks[i].text) is not None
 
     def _passes(self, chunk: Chunk, province: str | None, year: int | None) -> bool:
+        """`province`: the canonical name (gazetteer.lookup of what was asked)."""
         doc = self.snapshot.documents[chunk.doc_id]
         if province:
-            wanted = (gazetteer.lookup(province) or gazetteer.Place(province, (), "")).name
-            if doc.meta.province != wanted and wanted not in self._chunk_places(chunk.id):
+            if doc.meta.province != province and province not in self._chunk_places(chunk.id):
                 return False
         if year:
             in_chunk = str(year) in chunk.text
             if not in_chunk and year not in doc.meta.years:
                 return False
         return True
+
+
+def _top_positive(scores: np.ndarray, n: int, step: int = 16) -> np.ndarray:
+    """`_top(scores, n)` without its zero scores, the same indices in the same order, faster on large arrays.
+
+    The n best lie above a threshold read from every `step`-th score, so only those few are partitioned.
+    When the n-th best score ties with the next one, which of them `_top` keeps is up to np.argpartition:
+    then (and when the threshold was too high) `_top` itself answers.
+    """
+    if n <= 0 or len(scores) <= step * n:
+        top = _top(scores, n)
+        return top[scores[top] > 0]
+    sample = scores[::step]
+    rank = min(len(sample), 2 * -(-n // step))  # expect about 2n scores at or above the threshold
+    threshold = np.partition(sample, len(sample) - rank)[len(sample) - rank]
+    above = np.flatnonzero(scores >= threshold) if threshold > 0 else np.flatnonzero(scores > 0)
+    values = scores[above]
+    if len(above) <= n:
+        if threshold > 0 and len(above) < n:  # fewer than n above a positive threshold: look at them all
+            top = _top(scores, n)
+            return top[scores[top] > 0]
+        return above[np.lexsort((above, -values))]  # every positive score (or exactly n of them)
+    nth = np.partition(values, len(values) - n)[len(values) - n]  # the n-th best score
+    keep = values >= nth
+    if np.count_nonzero(keep) != n:  # ties at the n-th place
+        top = _top(scores, n)
+        return top[scores[top] > 0]
+    best = above[keep]
+    return best[np.lexsort((best, -values[keep]))]
 
 
 def _top(scores: np.ndarray, n: int) -> np.ndarray:
