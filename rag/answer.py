@@ -81,6 +81,7 @@ class _Sentence:
     support: float = 0.0
     score: float = 0.0
     lead: str = ""  # the paragraph's earlier sentences
+    spans: list[tuple[int, int]] = field(default_factory=list)  # values of the expected type in it
 
 
 PAIR_W = 1.0
@@ -129,7 +130,7 @@ class Answerer:
     def _answer(self, query: Query, hits: list[Hit]) -> Answer:
         pick, reason = self.pick(query, hits)
         if pick is None:
-            return _abstain(query, reason)
+            return abstain(query, reason)
         sentence, span = pick
         citation = _citation(1, sentence)
         answer_text = f"{sentence.text.rstrip().rstrip('.;:')} [1]."
@@ -162,7 +163,9 @@ class Answerer:
             if measured and not _mentions(sent.text, measured):
                 continue  # "tỷ lệ hộ nghèo" was asked; this is the rate of something else
             tokens = _tokens(sent.text)
-            spans = extract.candidates(query.expects, sent.text, query.head, loose=sent.support >= LOOSE_SUPPORT)
+            spans = sent.spans
+            if not spans and sent.support >= LOOSE_SUPPORT:  # no value of the type: any name will do
+                spans = extract.candidates(query.expects, sent.text, query.head, loose=True)
             topic_end = min((a for a, _ in spans), default=0)
             for n, span in enumerate(spans):
                 text = sent.text[span[0]:span[1]]
@@ -182,7 +185,7 @@ class Answerer:
                          + _predicate_bonus(verb, sent.text, span))
                 if _clause_is_target(sent.text, span[0]):  # "(chỉ tiêu được giao là 1,32%)"
                     score += CLAUSE_TARGET_W if wants_target else -CLAUSE_TARGET_W
-                scored.append((score, -len(scored), sent, span))
+                scored.append((score, sent, span))
         if not scored:
             top = sentences[0]
             loose = query.expects in ("person", "place", "entity") and top.support >= LOOSE_SUPPORT and not filtered
@@ -191,9 +194,9 @@ class Answerer:
             reason = self._unsupported(query, top)
             return (None, reason) if reason else ((top, _free_span(query, top.text)), "")
         # the best value whose sentence answers; a better-scored one may be from another year or place
-        scored.sort(key=lambda c: c[:2], reverse=True)
+        scored.sort(key=lambda c: c[0], reverse=True)  # stable: ties keep sentence and value order
         first_reason = ""
-        for score, _, sent, (a, b) in scored:
+        for score, sent, (a, b) in scored:
             if score < scored[0][0] - RUNNER_UP:
                 break
             reason = self._unsupported(query, sent)
@@ -208,7 +211,7 @@ class Answerer:
         near = extract.titles_near(sent.text, *span)
         if _title_words(near):
             return near
-        name = re.sub(r"^(?:[Ôô]ng|[Bb]à|[Đđ]ồng chí)\s+", "", sent.text[span[0]:span[1]].strip())
+        name = extract.ADDRESS_BEFORE.sub("", sent.text[span[0]:span[1]].strip())
         text = self.retriever.snapshot.documents[sent.hit.chunk.doc_id].text
         found = [t for m in re.finditer(re.escape(name), text) for t in extract.titles_near(text, m.start(), m.end())]
         return _title_words(found) or near
@@ -224,6 +227,7 @@ class Answerer:
         english = _english(query)
         total = sum(idf.values()) or 1.0
         top_score = hits[0].score or 1.0
+        wants_target = _wants_target(query)
         qwords = [fold(t) for t in syllables(query.normalized)]
         qpairs = {p for p in zip(qwords, qwords[1:]) if p[0] in idf or p[1] in idf}
         out: list[_Sentence] = []
@@ -245,13 +249,15 @@ class Answerer:
                 if not english:
                     support = max(support, sum(w for t, w in idf.items() if t in present) / total)
                 pairs = len(qpairs & set(zip(folded, folded[1:]))) / len(qpairs) if qpairs else 0.0
-                sent = _Sentence(hit, chunk.start + s, chunk.start + e, text, support, lead=lead)
-                sent.score = support + PAIR_W * pairs + HIT_W * (hit.score / top_score) + self._features(query, sent)
+                sent = _Sentence(hit, chunk.start + s, chunk.start + e, text, support, lead=lead,
+                                 spans=extract.candidates(query.expects, text, query.head))
+                sent.score = (support + PAIR_W * pairs + HIT_W * (hit.score / top_score)
+                              + self._features(query, sent, wants_target))
                 out.append(sent)
                 lead = f"{lead} {text}"[-400:]
         return out
 
-    def _features(self, query: Query, sent: _Sentence) -> float:
+    def _features(self, query: Query, sent: _Sentence, wants_target: bool) -> float:
         lead = sent.lead
         bonus = -LEN_W * min(1.0, len(sent.text.split()) / 80)  # long sentences cover words by chance
         text = sent.text if years_in(sent.text) else lead[-200:]  # else the paragraph's years
@@ -263,12 +269,11 @@ class Answerer:
                 bonus += 0.1
             elif years_in(text) and not asked & set(_years(text)):  # "giai đoạn 2021 - 2025" holds 2024
                 bonus -= 0.15
-        wants_target = _wants_target(query)
         is_target = bool(_TARGET.search(sent.text) or _TARGET.search(lead[-150:]))
         if wants_target != is_target:
             bonus -= TARGET_W
         if query.expects in extract.PATTERNS or query.expects in _STRICT:
-            bonus += 0.15 if extract.candidates(query.expects, sent.text, query.head) else -0.3
+            bonus += 0.15 if sent.spans else -0.3
         if query.place:
             bonus += 0.4 if self.retriever.about_place(query.place, sent.hit.chunk) else -0.4
         return bonus
@@ -550,7 +555,7 @@ def _free_span(query: Query, sentence: str) -> str:
     return sentence[words[0].start():words[-1].end()].strip(" ,.;:")
 
 
-def _abstain(query: Query, reason: str) -> Answer:
+def abstain(query: Query, reason: str) -> Answer:
     searched = [f"“{query.text}”"]
     if query.place:
         searched.append(f"địa phương: {', '.join(query.places or (query.place,))}")

@@ -38,7 +38,7 @@ def is_comparison(query: Query) -> bool:
 
 
 def answer(answerer: Answerer, query: Query, k: int, year: int | None, timings: dict) -> Answer:
-    from .answer import Answer, _abstain, _citation
+    from .answer import Answer, abstain, _citation
 
     base = _base_question(query)
     sides = []
@@ -48,7 +48,7 @@ def answer(answerer: Answerer, query: Query, k: int, year: int | None, timings: 
         pick, reason = answerer.pick(sub, hits)
         number = extract.value(pick[1]) if pick else None
         if pick is None or number is None:
-            return _abstain(query, f"không tìm thấy số liệu của {place}" + (f" ({reason})" if reason else ""))
+            return abstain(query, f"không tìm thấy số liệu của {place}" + (f" ({reason})" if reason else ""))
         sides.append((place, pick[0], pick[1], number))
     more = bool(_MORE_RE.search(fold(query.text).lower()))
     winner = (max if more else min)(sides, key=lambda side: side[3])

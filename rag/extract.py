@@ -47,6 +47,7 @@ _TITLES = (
     "Bộ trưởng", "Thứ trưởng", "Bí thư", "Phó Bí thư", "Đồng chí", "đồng chí", "Ông", "ông", "Bà", "bà",
 )
 _ADDRESS = frozenset({"Đồng chí", "đồng chí", "Ông", "ông", "Bà", "bà"})  # forms of address, not offices
+ADDRESS_BEFORE = re.compile(rf"^(?:{'|'.join(sorted(_ADDRESS, key=len, reverse=True))})\s+")  # "Ông Nguyễn…"
 SURNAMES = frozenset((
     "Nguyễn Trần Lê Phạm Hoàng Huỳnh Phan Vũ Võ Đặng Bùi Đỗ Hồ Ngô Dương Lý Đoàn Đinh Lương Trương Mai Cao Lâm "
     "Tạ Hà Châu Tô Trịnh Quách Lưu Đào Thái Kiều Thân Triệu La Từ Chu Tăng Lục Mạc Hứa Khúc Vương Đàm Nông Lò "
@@ -56,7 +57,8 @@ _NOT_NAMES = frozenset({"Lao Động", "Thương Binh", "Xã Hội", "Ủy Ban",
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 _BRACKETED = re.compile(r"\[\d+\]|\(\d+\)")
 _YEAR = re.compile(r"(?:19|20)\d{2}")
-_DURATION = re.compile(r"\s*(?:năm|tháng|tuần|ngày|giờ|phút|giây|thế kỷ)\b|[/-][A-ZĐ]")  # or a code: "714/QĐ-UBND"
+# after a bare number: a duration ("5 năm") or a code ("714/QĐ-UBND"), not an amount
+_NOT_AN_AMOUNT = re.compile(r"\s*(?:năm|tháng|tuần|ngày|giờ|phút|giây|thế kỷ)\b|[/-][A-ZĐ]")
 _IN_YEAR = re.compile(r"(?:(?:vào\s+)?năm\s+)?(?<!\d)1?\d{3}(?!\d)|thế kỷ (?:thứ )?\w+")
 # Words that may sit inside a name after its head: "Công ty TNHH gỗ Bình Minh", "Kỹ thuật – Tổng hợp".
 _NAME_GLUE = frozenset({"–", "-", "&", "và", "số"})
@@ -77,7 +79,7 @@ def candidates(kind: str | None, sentence: str, head: str | None = None, loose: 
     elif kind in PATTERNS:
         spans = [m.span() for m in PATTERNS[kind].finditer(sentence)]
         if not spans and kind in ("count", "money"):  # a bare number, not a duration ("5 năm") nor a code
-            spans = [m.span() for m in PATTERNS["number"].finditer(sentence) if not _DURATION.match(sentence, m.end())]
+            spans = [m.span() for m in PATTERNS["number"].finditer(sentence) if not _NOT_AN_AMOUNT.match(sentence, m.end())]
     else:
         spans = []
     if loose and not spans and kind in ("person", "place", "entity"):

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .answer import Answer, AnswerConfig, Answerer, Citation, _abstain, sentence_spans
+from .answer import Answer, AnswerConfig, Answerer, Citation, abstain, sentence_spans
 from .errors import RagError, UsageError
 from .query import analyse
 from .retriever import Retriever
@@ -486,7 +486,7 @@ class GenerativeAnswerer:
             return self._extractive(question, k, province, year, timings, str(exc), log=not exc.repeated)
         reply = parse_reply(raw)
         if reply.not_found:
-            answer = _abstain(query, f"mô hình ngôn ngữ không thấy câu trả lời trong {len(hits)} đoạn")
+            answer = abstain(query, f"mô hình ngôn ngữ không thấy câu trả lời trong {len(hits)} đoạn")
         else:
             reason = verify(reply, hits, query.text)
             if reason:
