@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from . import gazetteer
 from .types import Chunk, Document, Section
 
 _MARKER = re.compile(r"(?<!^)\[(\d{1,3})\]", re.M)
@@ -58,6 +59,7 @@ def chunk_document(doc: Document, config: ChunkConfig = ChunkConfig()) -> list[C
                 header=header,
                 extra=_linked_text(doc.text, text, kind, footnotes),
                 section=kind,
+                places=tuple(dict.fromkeys(m.place.name for m in gazetteer.find_places(text, folded=False))),
             )
         )
     return chunks

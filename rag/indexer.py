@@ -185,7 +185,7 @@ def _assemble(
             fresh = embedder.embed_documents([chunks[i].index_text for i in to_embed], progress=progress)
             for i, vec in zip(to_embed, fresh):
                 vector_rows[i] = vec
-    lexical = LexicalIndex.build((c.index_text for c in chunks), config.lexical)  # (one text at a time in memory)
+    lexical = LexicalIndex.build(((c.header, c.body) for c in chunks), config.lexical)  # (one text at a time in memory)
     vectors = dense = None
     if embedder is not None:
         vectors = np.stack(vector_rows).astype(np.float32) if chunks else np.zeros((0, embedder.dim), np.float32)

@@ -7,12 +7,16 @@ Fields (each its own bm25s index, scores summed with weights, BM25F-style):
 
 A query typed with diacritics is scored on all four (the folded fields weigh less); a query
 typed without diacritics only on the folded ones.
+
+The index also keeps every chunk's syllables as ids, cut into sentences, for the features that read
+which question words stand together in one sentence (`coverage`), without tokenising text per query.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from array import array
 from collections import defaultdict
 from collections.abc import Iterable
@@ -24,6 +28,10 @@ import numpy as np
 from .text import bigrams, fold, syllables
 
 FIELDS = ("syl", "bi", "fsyl", "fbi")
+# Sentence ends: spaces after . ! ? ; : (the mark goes with them: it is never part of a token there), line
+# breaks. No token holds these characters, so the tokens of the pieces are the tokens of the whole text.
+SENTENCE_CUT = re.compile(r"[.!?;:]\s+|\n+")
+_ARRAYS = ("tokens", "bounds", "body_starts", "sentence_starts", "folded_ids")  # saved as <name>.npy
 
 
 def _bm25s():
@@ -65,16 +73,23 @@ def tokenize(text: str, query: bool = False) -> dict[str, list[str]]:
 
 
 class LexicalIndex:
-    """One bm25s index per field over the same list of chunks."""
+    """One bm25s index per field over the same list of chunks, and the chunks' syllables as ids."""
 
-    def __init__(self, fields: dict, config: LexicalConfig, size: int) -> None:
+    def __init__(self, fields: dict, config: LexicalConfig, size: int, arrays: dict[str, np.ndarray]) -> None:
         self.fields = fields  # name -> bm25s.BM25
         self.config = config
         self.size = size
+        # tokens: every chunk's syllable ids ("syl" field ids), chunk after chunk; bounds: where each
+        # chunk's tokens start (and the end); body_starts: where its body starts, after its header;
+        # sentence_starts: where each sentence of a body starts; folded_ids: "syl" id -> "fsyl" id
+        self.tokens, self.bounds, self.body_starts, self.sentence_starts, self.folded_ids = (arrays[a] for a in _ARRAYS)
 
     @classmethod
-    def build(cls, texts: Iterable[str], config: LexicalConfig = LexicalConfig()) -> LexicalIndex:
+    def build(cls, texts: Iterable[str | tuple[str, str]], config: LexicalConfig = LexicalConfig()) -> LexicalIndex:
         """The four fields of `texts`, scored exactly as bm25s would index `tokenize(text)[field]`.
+
+        A text may be a (header, body) pair, indexed as "header\\nbody": the body alone is cut into
+        sentences for `coverage`.
 
         Only the syllables are found in Python (one regex per text, one dict lookup per token); the
         folded field, the bigram fields and the BM25 matrices are derived with numpy from the flat
@@ -85,11 +100,23 @@ class LexicalIndex:
         vocab: defaultdict[str, int] = defaultdict()
         vocab.default_factory = vocab.__len__  # a new syllable gets the next id
         lookup = vocab.__getitem__
-        ids, lengths = array("i"), array("i")
+        ids, lengths, body_starts, sentence_starts = array("i"), array("i"), array("q"), array("q")
+        at = 0  # tokens so far
         for text in texts:
-            toks = syllables(text)
-            lengths.append(len(toks))
-            ids.extend(map(lookup, toks))
+            header, body = ("", text) if isinstance(text, str) else text
+            start = at
+            if header:
+                toks = syllables(header)
+                ids.extend(map(lookup, toks))
+                at += len(toks)
+            body_starts.append(at)
+            for piece in SENTENCE_CUT.split(body):
+                toks = syllables(piece)
+                if toks:
+                    sentence_starts.append(at)
+                    ids.extend(map(lookup, toks))
+                    at += len(toks)
+            lengths.append(at - start)
         syl = np.frombuffer(ids, dtype=np.int32) if ids else np.zeros(0, np.int32)
         lens = np.frombuffer(lengths, dtype=np.int32).astype(np.int64) if lengths else np.zeros(0, np.int64)
         words = list(vocab)
@@ -106,11 +133,18 @@ class LexicalIndex:
             "fbi": lambda: _bigrams(fsyl, lens, folded_words),
         }
         fields = {name: _bm25_from_ids(bm25s, *columns[name](), config) for name in FIELDS}
-        return cls(fields, config, len(lens))
+        bounds = np.zeros(len(lens) + 1, dtype=np.int64)
+        np.cumsum(lens, out=bounds[1:])
+        arrays = {
+            "tokens": syl, "bounds": bounds, "body_starts": np.array(body_starts, dtype=np.int64),
+            "sentence_starts": np.array(sentence_starts, dtype=np.int64), "folded_ids": to_folded,
+        }
+        return cls(fields, config, len(lens), arrays)
 
-    def scores(self, query: str, folded: bool | None = None) -> np.ndarray:
-        """BM25F-style score of every chunk for `query` (0 where nothing matches)."""
-        tokens = tokenize(query, query=True)
+    def scores(self, query: str, folded: bool | None = None, tokens: dict[str, list[str]] | None = None) -> np.ndarray:
+        """BM25F-style score of every chunk for `query` (0 where nothing matches); `tokens`: its
+        `tokenize(query, query=True)`, when the caller has them."""
+        tokens = tokens or tokenize(query, query=True)
         if folded is None:
             folded = tokens["syl"] == tokens["fsyl"]
         weights = self.config.unaccented if folded else self.config.accented
@@ -139,10 +173,71 @@ class LexicalIndex:
             out[tok] = float(np.log(1 + (self.size - df + 0.5) / (df + 0.5))) if df else 0.0
         return out
 
+    def coverage(self, rows: list[int], weights: dict[str, float], pairs: set[str], folded: bool) -> tuple[list[float], list[int]]:
+        """For each chunk in `rows`: the largest sum of the `weights` of the words found in one sentence
+        of its body (each word once, summed in the order of `weights`), and how many of the bigrams
+        `pairs` ("a_b") its body holds, across sentences too.
+
+        Words are tokens of the syllable field ("fsyl" when `folded`); the work is a few numpy passes
+        over the rows' stored token ids, whatever their number.
+        """
+        vocab = self.fields["fsyl" if folded else "syl"].vocab_dict
+        slots = {w: s for s, w in enumerate(weights)}  # a word's slot: its place in `weights`
+        known = sorted((vocab[w], slots[w]) for w in weights if w in vocab)
+        if not rows or not known:
+            return [0.0] * len(rows), [0] * len(rows)
+        query_ids = np.array([t for t, _ in known], dtype=np.int64)
+        slot_of = np.array([s for _, s in known], dtype=np.int64)
+        # every body token of the rows, as global positions, and which row each belongs to
+        rows_a = np.asarray(rows, dtype=np.int64)
+        starts, ends = self.body_starts[rows_a], self.bounds[rows_a + 1]
+        lens = ends - starts
+        n = int(lens.sum())
+        owner = np.repeat(np.arange(len(rows)), lens)
+        pos = np.arange(n, dtype=np.int64) + np.repeat(starts - (np.cumsum(lens) - lens), lens)
+        toks = self.tokens[pos]
+        if folded:
+            toks = self.folded_ids[toks]
+        where = np.minimum(np.searchsorted(query_ids, toks), len(query_ids) - 1)
+        hit = np.flatnonzero(query_ids[where] == toks)
+        pos, owner, slot = pos[hit], owner[hit], slot_of[where[hit]]
+        n_slots, best = len(weights), np.zeros(len(rows), dtype=np.float64)
+        found = np.zeros(len(rows), dtype=np.int64)
+        if not len(pos):
+            return best.tolist(), found.tolist()
+        # the sentence of each matched token; a row's tokens come in order and rows share no sentence, so
+        # a change of sentence id starts the next sentence: local numbers without sorting
+        sentence = np.searchsorted(self.sentence_starts, pos, side="right") - 1
+        first = np.ones(len(sentence), dtype=bool)
+        first[1:] = sentence[1:] != sentence[:-1]
+        local = np.cumsum(first) - 1
+        words = np.zeros((int(local[-1]) + 1, n_slots), dtype=bool)  # sentence x word: present
+        words[local, slot] = True
+        # each sentence's words once, in slot order: their weights summed in that order (bincount adds in
+        # order), as `sum(w for w in weights if w in sentence)` would
+        which, word = np.nonzero(words)
+        w = np.array(list(weights.values()), dtype=np.float64)
+        sums = np.bincount(which, weights=w[word], minlength=len(words))
+        np.maximum.at(best, owner[first], sums)
+        # bigrams: adjacent matched tokens of the same row, each query pair counted once per row
+        pair_keys = [slots[a] * n_slots + slots[b] for a, b in (p.split("_", 1) for p in pairs) if a in slots and b in slots]
+        if pair_keys and len(pos) > 1:
+            pair_of = np.full(n_slots * n_slots, -1, dtype=np.int64)
+            pair_of[pair_keys] = np.arange(len(pair_keys))
+            nxt = np.flatnonzero((pos[1:] == pos[:-1] + 1) & (owner[1:] == owner[:-1]))
+            pair = pair_of[slot[nxt] * n_slots + slot[nxt + 1]]
+            inside = pair >= 0
+            held = np.zeros((len(rows), len(pair_keys)), dtype=bool)
+            held[owner[nxt[inside]], pair[inside]] = True
+            found = held.sum(axis=1)
+        return best.tolist(), found.tolist()
+
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         for name, bm25 in self.fields.items():
             bm25.save(folder / name, show_progress=False)
+        for name in _ARRAYS:
+            np.save(folder / f"{name}.npy", getattr(self, name))
         (folder / "lexical.json").write_text(
             json.dumps({"config": asdict(self.config), "size": self.size}, ensure_ascii=False), "utf-8"
         )
@@ -156,7 +251,8 @@ class LexicalIndex:
             name: bm25s.BM25.load(folder / name, mmap=mmap, show_progress=False, verbosity=0)
             for name in FIELDS
         }
-        return cls(fields, config, int(info["size"]))
+        arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r" if mmap else None) for name in _ARRAYS}
+        return cls(fields, config, int(info["size"]), arrays)
 
 
 def _fancy_add(total: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:

@@ -146,7 +146,7 @@ def expand(text: str) -> str:
             extra += [g for g in group if fold(g) not in folded]
     lower = text.lower()
     for english, vietnamese in ENGLISH.items():
-        if re.search(rf"\b{re.escape(english)}\b", lower):
+        if english in lower and re.search(rf"\b{re.escape(english)}\b", lower):  # (the substring test is the fast one)
             extra.append(vietnamese)
     extra = [e for e in dict.fromkeys(extra) if e.lower() not in lower]
     return " ".join([text, *extra])

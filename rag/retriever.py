@@ -17,8 +17,6 @@ from .store import Snapshot
 from .text import fold, syllables, years_in
 from .types import Chunk, Hit, Query
 
-# Sentence ends: spaces after . ! ? ; : (the mark goes with them: it is never part of a token there), line breaks.
-_SENTENCE_CUT = re.compile(r"[.!?;:]\s+|\n+")
 _TYPE_CUES = {
     "percent": re.compile(r"\d%|phần trăm"),
     "money": re.compile(r"\d[\d.,]*\s*(?:tỷ|triệu|nghìn|ngàn)?\s*(?:đồng|USD)", re.I),
@@ -36,7 +34,7 @@ class RetrievalConfig:
     year_bonus: float = 0.12  # chunk mentions the asked year
     year_penalty: float = 0.15  # chunk mentions years, none of them the asked one
     type_bonus: float = 0.04  # chunk holds a value of the expected type
-    rerank_depth: int = 40  # candidates rescored with the coverage features
+    rerank_depth: int = 30  # candidates rescored with the coverage features (20-40 give the same eval numbers)
     sentence_coverage: float = 1.0  # weight of the idf share of query words found in the chunk's best sentence
     bigram_coverage: float = 0.5  # weight of the share of query bigrams found in the chunk
 
@@ -49,10 +47,8 @@ class Retriever:
         # Per-chunk facts, computed the first time a chunk is a candidate. The caches belong to this
         # retriever, and a retriever to one snapshot (a rebuilt index gets a new Retriever), so an entry
         # never outlives the chunk it describes.
-        self._chunk_places = lru_cache(maxsize=200_000)(self._places_of)  # by chunk id (answer.py asks too)
         self._chunk_years = lru_cache(maxsize=200_000)(self._years_of)  # by chunk index
         self._chunk_cue = lru_cache(maxsize=200_000)(self._cue_of)  # by (chunk index, answer type)
-        self._chunk_words = lru_cache(maxsize=8_192)(self._words_of)  # by (chunk index, folded): ~3 KB each
         self._query_vector = lru_cache(maxsize=1_024)(self._embed)  # a question asked again skips the model
 
     @property
@@ -65,7 +61,8 @@ class Retriever:
         if not chunks:
             return []
         cfg = self.config
-        lex = self.snapshot.lexical.scores(query.normalized, folded=query.folded)
+        tokens = tokenize(query.normalized, query=True)
+        lex = self.snapshot.lexical.scores(query.normalized, folded=query.folded, tokens=tokens)
         n_cand = max(cfg.candidates, k * 3)
         cand = _top_positive(lex, n_cand)
         fused: dict[int, float] = {}
@@ -83,41 +80,37 @@ class Retriever:
                 norm = (sim - lo) / (hi - lo) if hi > lo else 1.0
                 fused[i] = fused.get(i, (1 - cfg.dense_weight) * float(lex[i]) / lex_max if lex_max > 0 else 0.0)
                 fused[i] += cfg.dense_weight * norm
-        coverage = self._coverage(query, sorted(fused, key=fused.get, reverse=True)[: cfg.rerank_depth])
+        coverage = self._coverage(query, tokens, sorted(fused, key=fused.get, reverse=True)[: cfg.rerank_depth])
         wanted = (gazetteer.lookup(province) or gazetteer.Place(province, (), "")).name if province else None
+        # The place, year and type features cost a gazetteer scan or a regex over the chunk's text, and each
+        # adds at most its bonus: score the candidates by their best possible score, best first, and stop
+        # once that cannot reach the k-th score found. Float addition is monotonic, so the bound holds for
+        # the computed sums too: the hits and their order are those of scoring every candidate.
+        most = (
+            ((0.0 + (max(cfg.place_bonus, 0.0, -cfg.place_penalty) if query.place else 0.0))
+             + (max(cfg.year_bonus, 0.0, -cfg.year_penalty) if query.years else 0.0))
+            + (max(cfg.type_bonus, 0.0) if query.expects in _TYPE_CUES else 0.0)
+        )
+        filtered = wanted is not None or bool(year)
+        pending = sorted(
+            ((base + (most + coverage.get(i, 0.0)), i) for i, base in fused.items()
+             if not filtered or self._passes(chunks[i], wanted, year)),
+            key=lambda p: (-p[0], p[1]),
+        )
         scored = []  # (score, chunk index, bonus)
-        place_best = max(cfg.place_bonus, 0.0, -cfg.place_penalty)  # the most the place feature can add
-        pending = []  # place questions: (the best score the place feature allows, chunk index, the other bonuses)
-        for i, base in fused.items():
-            chunk = chunks[i]
-            if not self._passes(chunk, wanted, year):
-                continue
-            year_part, type_part = self._year_part(i, query), self._type_part(i, query)
-            if query.place:
-                best = ((0.0 + place_best) + year_part) + type_part  # (summed in the order of the exact score)
-                pending.append((base + (best + coverage.get(i, 0.0)), i, year_part, type_part))
-            else:
-                bonus = ((0.0 + year_part) + type_part) + coverage.get(i, 0.0)
-                scored.append((base + bonus, i, bonus))
-        if pending:
-            # The place feature (which places a chunk names: a gazetteer scan of its text) is the costly
-            # one and adds at most place_bonus: score the candidates by their best possible score and stop
-            # once that cannot reach the k-th score found. Float addition is monotonic, so the bound holds
-            # for the computed sums too: the hits and their order are those of scoring every candidate.
-            pending.sort(key=lambda p: (-p[0], p[1]))
-            kth: list[float] = []  # the k best scores so far, ascending
-            for bound, i, year_part, type_part in pending:
-                if len(kth) == k and (k == 0 or bound < kth[0]):
-                    break
-                bonus = ((0.0 + self._place_part(chunks[i], query.place)) + year_part) + type_part
-                bonus += coverage.get(i, 0.0)
-                score = fused[i] + bonus
-                scored.append((score, i, bonus))
-                if len(kth) < k:
-                    bisect.insort(kth, score)
-                elif score > kth[0]:
-                    kth.pop(0)
-                    bisect.insort(kth, score)
+        kth: list[float] = []  # the k best scores so far, ascending
+        for bound, i in pending:
+            if len(kth) == k and (k == 0 or bound < kth[0]):
+                break
+            place_part = self._place_part(chunks[i], query.place) if query.place else 0.0
+            bonus = (((0.0 + place_part) + self._year_part(i, query)) + self._type_part(i, query)) + coverage.get(i, 0.0)
+            score = fused[i] + bonus
+            scored.append((score, i, bonus))
+            if len(kth) < k:
+                bisect.insort(kth, score)
+            elif score > kth[0]:
+                kth.pop(0)
+                bisect.insort(kth, score)
         scored.sort(key=lambda h: (-h[0], h[1]))
         docs = self.snapshot.documents
         hits = []
@@ -136,14 +129,13 @@ class Retriever:
 
     # -- features
 
-    def _coverage(self, query: Query, candidates: list[int]) -> dict[int, float]:
+    def _coverage(self, query: Query, tokens: dict[str, list[str]], candidates: list[int]) -> dict[int, float]:
         """Weighted share of the question's words in each candidate's best sentence, and of its bigrams.
 
         Answers sit in one sentence that repeats most of the question's rarer words; BM25 over the
         whole chunk does not see that.
         """
         field_syl, field_bi = ("fsyl", "fbi") if query.folded else ("syl", "bi")
-        tokens = tokenize(query.normalized, query=True)
         # the place and the year are scored by their own features (a passage rarely repeats them)
         skip = {str(y) for y in query.years}
         if query.place:
@@ -157,68 +149,30 @@ class Retriever:
         total = sum(idf.values())
         if not total:
             return {}
-        # Tokens hold no space and no "_": " w " is in " a b c " exactly when w is one of the tokens, and
-        # " a b " exactly when the pair a_b is one of the bigrams.
-        probes = [(f" {t} ", w) for t, w in idf.items()]
-        pair_probes = [f" {t.replace('_', ' ')} " for t in pairs]
         cfg = self.config
-        out = {}
-        for i in candidates:
-            sentences, whole = self._chunk_words(i, query.folded)
-            found = [(t, w) for t, w in probes if t in whole]  # (a sentence holds only words of the chunk)
-            best = 0.0
-            if found:
-                for sentence in sentences:
-                    best = max(best, sum(w for t, w in found if t in sentence) / total)
-            pair_share = sum(p in whole for p in pair_probes) / len(pairs) if pairs else 0.0
-            out[i] = cfg.sentence_coverage * best + cfg.bigram_coverage * pair_share
-        return out
-
-    def _words_of(self, i: int, folded: bool) -> tuple[tuple[str, ...], str]:
-        """The chunk's sentences as " token token … " strings, and all its tokens as one such string.
-
-        The tokens are those of `syllables(text)` (folded for a folded question): no token crosses the
-        whitespace that separates sentences, so splitting first and tokenising each sentence gives them.
-        """
-        chunk = self.snapshot.chunks[i]
-        text = f"{chunk.text}\n{chunk.extra}" if chunk.extra else chunk.text
-        sentences, parts = [], []
-        for sentence in _SENTENCE_CUT.split(text):
-            toks = syllables(sentence)
-            if not toks:
-                continue
-            joined = " ".join(map(fold, toks) if folded else toks)
-            sentences.append(f" {joined} ")
-            parts.append(joined)
-        return tuple(sentences), f" {' '.join(parts)} "
-
-    def _places_of(self, chunk_id: str) -> frozenset[str]:
-        chunk = self._chunk_by_id[chunk_id]
-        return frozenset(m.place.name for m in gazetteer.find_places(chunk.text, folded=False))
-
-    @property
-    def _chunk_by_id(self) -> dict[str, Chunk]:
-        if not hasattr(self, "_by_id"):
-            self._by_id = {c.id: c for c in self.snapshot.chunks}
-        return self._by_id
+        best, found = self.snapshot.lexical.coverage(candidates, idf, pairs, query.folded)
+        return {
+            i: cfg.sentence_coverage * (b / total) + cfg.bigram_coverage * (n / len(pairs) if pairs else 0.0)
+            for i, b, n in zip(candidates, best, found)
+        }
 
     def _doc_place(self, chunk: Chunk) -> str | None:
         meta = self.snapshot.documents[chunk.doc_id].meta
         # related news of a local site is often about elsewhere: there, an item naming no place is the
         # site's own ("UBND tỉnh vừa ban hành…"), one naming a place is about that place
-        if chunk.section == "related" and self._chunk_places(chunk.id):
+        if chunk.section == "related" and chunk.places:
             return None
         return meta.province
 
     def about_place(self, place: str, chunk: Chunk) -> bool:
         """The chunk names the place, or belongs to a document about it."""
-        return self._doc_place(chunk) == place or place in self._chunk_places(chunk.id)  # the cheap test first
+        return self._doc_place(chunk) == place or place in chunk.places  # the cheap test first
 
     def _place_part(self, chunk: Chunk, place: str) -> float:
         cfg = self.config
         if self.about_place(place, chunk):
             return cfg.place_bonus
-        if self._doc_place(chunk) is not None or self._chunk_places(chunk.id):
+        if self._doc_place(chunk) is not None or chunk.places:
             return -cfg.place_penalty
         return 0.0
 
@@ -243,7 +197,7 @@ class Retriever:
         """`province`: the canonical name (gazetteer.lookup of what was asked)."""
         doc = self.snapshot.documents[chunk.doc_id]
         if province:
-            if doc.meta.province != province and province not in self._chunk_places(chunk.id):
+            if doc.meta.province != province and province not in chunk.places:
                 return False
         if year:
             in_chunk = str(year) in chunk.text

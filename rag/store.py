@@ -38,7 +38,7 @@ from .errors import IndexCorrupt, IndexLocked, IndexNotFound
 from .lexical import LexicalConfig, LexicalIndex
 from .types import Chunk, DocMeta, Document, Section
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the chunks' token ids and sentences (lexical/), the places each chunk names
 FORMAT_NAME = "rag-vi-index"
 
 
@@ -201,7 +201,7 @@ def _doc_record(doc: Document) -> dict:
 def _chunk_record(chunk: Chunk) -> dict:
     return {
         "id": chunk.id, "doc_id": chunk.doc_id, "start": chunk.start, "end": chunk.end,
-        "header": chunk.header, "extra": chunk.extra, "section": chunk.section,
+        "header": chunk.header, "extra": chunk.extra, "section": chunk.section, "places": list(chunk.places),
     }
 
 
@@ -285,7 +285,7 @@ def _load(index_dir: Path, snap: Path, verify: bool) -> Snapshot:
         chunks = []
         for rec in _read_jsonl(snap / "chunks.jsonl"):
             text = documents[rec["doc_id"]].text[rec["start"] : rec["end"]]
-            chunks.append(Chunk(text=text, **rec))
+            chunks.append(Chunk(text=text, **{**rec, "places": tuple(rec["places"])}))
         lexical = LexicalIndex.load(snap / "lexical")
         vectors = dense = None
         if manifest["mode"] == "dense":

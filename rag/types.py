@@ -51,6 +51,12 @@ class Chunk:
     header: str = ""  # "title · province · date", indexed but not quoted
     extra: str = ""  # linked text (footnotes ↔ citing sentence), indexed but not quoted
     section: str = "body"
+    places: tuple[str, ...] = ()  # provinces its text names (gazetteer), found when it was chunked
+
+    @property
+    def body(self) -> str:
+        """The chunk's own text and its linked text: what the coverage features read."""
+        return f"{self.text}\n{self.extra}" if self.extra else self.text
 
     @property
     def index_text(self) -> str:

@@ -19,9 +19,9 @@ from rag.chunker import ChunkConfig, chunk_document, split_sentences
 from rag.clean import clean
 from rag.errors import UsageError
 from rag.ingest import load_document
-from rag.lexical import LexicalIndex, tokenize
+from rag.lexical import FIELDS, SENTENCE_CUT, LexicalIndex, tokenize
 from rag.query import analyse
-from rag.text import collapse_spaces, normalize, normalize_query
+from rag.text import bigrams, collapse_spaces, fold, normalize, normalize_query, syllables
 from rag.types import Document, Section
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
@@ -422,3 +422,38 @@ def test_a_query_of_another_dimension_is_an_index_error_not_a_faiss_assertion(tm
     index = DenseIndex.build(data, "flat")
     with pytest.raises(IndexCorrupt, match="rag index"):
         index.search(np.ones(16, dtype=np.float32), 3)
+
+
+def _plain_coverage(header_body: list[tuple[str, str]], rows, weights, pairs, folded):
+    """LexicalIndex.coverage as first written: every body re-tokenised, sentence by sentence."""
+    best, found = [], []
+    for r in rows:
+        body = header_body[r][1]
+        sentences = [syllables(s) for s in SENTENCE_CUT.split(body)]
+        if folded:
+            sentences = [[fold(t) for t in s] for s in sentences]
+        best.append(max((sum(w for t, w in weights.items() if t in set(s)) for s in sentences), default=0.0))
+        every = [t for s in sentences for t in s]
+        found.append(len(pairs & set(bigrams(every))))
+    return best, found
+
+
+@budget(30)
+@given(
+    chunks=st.lists(st.tuples(st.one_of(st.just(""), vietnamese_text), st.one_of(vietnamese_text, st.just(""), st.just("a. b\n\nc"))),
+                    min_size=1, max_size=8),
+    query=text_like,
+    folded=st.booleans(),
+)
+def test_coverage_equals_the_plain_computation(chunks, query, folded):
+    """Stored token ids and sentences give what re-tokenising each body gives, bit for bit; the
+    header is indexed but is no sentence of the body."""
+    index = LexicalIndex.build(chunks)
+    whole = LexicalIndex.build(["\n".join(p for p in c if p) for c in chunks])
+    assert all(np.array_equal(index.fields[f].scores["data"], whole.fields[f].scores["data"]) for f in FIELDS)
+    toks = tokenize(query + " " + " ".join(b for _, b in chunks)[:80], query=True)
+    words = toks["fsyl" if folded else "syl"]
+    weights = {w: 1.0 / (1 + n) for n, w in enumerate(sorted(set(words)))}
+    pairs = set(toks["fbi" if folded else "bi"])
+    rows = list(range(len(chunks)))[::-1]
+    assert index.coverage(rows, weights, pairs, folded) == _plain_coverage(chunks, rows, weights, pairs, folded)

@@ -162,17 +162,24 @@ def test_filtered_search_equals_the_plain_computation(lexical, province, year):
 def test_cold_and_warm_caches_give_the_same_hits(lexical):
     _forget(lexical)
     cold = [ours(lexical, q, 10) for q in QUESTIONS]
-    assert lexical._retriever._chunk_words.cache_info().currsize > 0
+    assert lexical._retriever._chunk_years.cache_info().currsize > 0
     warm = [ours(lexical, q, 10) for q in QUESTIONS]
     assert cold == warm
     _forget(lexical)
-    assert lexical._retriever._chunk_words.cache_info().currsize == 0
+    assert lexical._retriever._chunk_years.cache_info().currsize == 0
 
 
-def test_pruning_skips_the_gazetteer_for_hopeless_candidates(lexical):
+def test_pruning_skips_the_features_of_hopeless_candidates(lexical):
     _forget(lexical)
     ours(lexical, "Tỷ lệ hộ nghèo Huế 2023?", 1)
-    assert lexical._retriever._chunk_places.cache_info().currsize < len(lexical._retriever.snapshot.chunks)
+    assert lexical._retriever._chunk_years.cache_info().currsize < len(lexical._retriever.snapshot.chunks)
+
+
+def test_chunk_places_are_those_the_gazetteer_finds_in_the_text(lexical):
+    chunks = lexical._retriever.snapshot.chunks
+    for chunk in chunks:
+        assert chunk.places == tuple(dict.fromkeys(m.place.name for m in gazetteer.find_places(chunk.text, folded=False)))
+    assert any("Nghệ An" in c.places for c in chunks) and any(not c.places for c in chunks)
 
 
 def test_a_rebuilt_index_gets_a_new_retriever_with_empty_caches(tmp_path, seeds_copy):
@@ -180,12 +187,12 @@ def test_a_rebuilt_index_gets_a_new_retriever_with_empty_caches(tmp_path, seeds_
     question = "Tỷ lệ hộ nghèo Huế 2023?"
     before = ours(rag, question, 5)
     old = rag._retriever
-    assert old._chunk_words.cache_info().currsize > 0
+    assert old._chunk_years.cache_info().currsize > 0
     hue = next(p for p in seeds_copy.iterdir() if p.stem == "004_1400c37e89a2c6fc")
     hue.write_text(hue.read_text("utf-8").replace("2,27%", "9,99%"), "utf-8")
     rag.add([hue])
     assert rag._retriever is not old and rag._retriever.snapshot is not old.snapshot
-    assert rag._retriever._chunk_words.cache_info().currsize == 0
+    assert rag._retriever._chunk_years.cache_info().currsize == 0
     after = ours(rag, question, 5)
     assert after == ours(RAG.open(tmp_path / "index"), question, 5)  # what a fresh process sees
     assert after == reference_search(rag._retriever, question, 5)
