@@ -82,9 +82,9 @@ class Retriever:
                 fused[i] += cfg.dense_weight * norm
         coverage = self._coverage(query, tokens, sorted(fused, key=fused.get, reverse=True)[: cfg.rerank_depth])
         wanted = (gazetteer.lookup(province) or gazetteer.Place(province, (), "")).name if province else None
-        # The place, year and type features cost a gazetteer scan or a regex over the chunk's text, and each
-        # adds at most its bonus: score the candidates by their best possible score, best first, and stop
-        # once that cannot reach the k-th score found. Float addition is monotonic, so the bound holds for
+        # The year and type features cost a regex over the chunk's text, and each feature adds at most its
+        # bonus: score the candidates by their best possible score, best first, and stop once that cannot
+        # reach the k-th score found. Float addition is monotonic, so the bound holds for
         # the computed sums too: the hits and their order are those of scoring every candidate.
         most = (
             ((0.0 + (max(cfg.place_bonus, 0.0, -cfg.place_penalty) if query.place else 0.0))
