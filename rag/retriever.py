@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import bisect
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -25,10 +27,15 @@ _TYPE_CUES = {
 }
 
 
+WEIGHTS_FILE = Path(__file__).parent / "data" / "retrieval.json"  # written by eval/fit_retrieval.py
+
+
 @dataclass(frozen=True)
 class RetrievalConfig:
     candidates: int = 100  # per path, before fusion
     dense_weight: float = 0.3  # share of the (min-max calibrated) dense similarity in the fused score
+    dense_weight_unaccented: float = 0.3  # the same for questions typed without diacritics
+    restore_diacritics: bool = True  # an unaccented question is embedded with its likeliest accents
     place_bonus: float = 0.25  # chunk or its document is about the asked place
     place_penalty: float = 0.5  # its document is about another place and the chunk does not name the asked one
     year_bonus: float = 0.12  # chunk mentions the asked year
@@ -36,14 +43,32 @@ class RetrievalConfig:
     type_bonus: float = 0.04  # chunk holds a value of the expected type
     rerank_depth: int = 30  # candidates rescored with the coverage features (20-40 give the same eval numbers)
     sentence_coverage: float = 1.0  # weight of the idf share of query words found in the chunk's best sentence
+    sentence_coverage_unaccented: float = 1.0
     bigram_coverage: float = 0.5  # weight of the share of query bigrams found in the chunk
+
+    @classmethod
+    def learned(cls, path: Path = WEIGHTS_FILE) -> RetrievalConfig:
+        """The defaults with the weights fitted by eval/fit_retrieval.py ({"accented": {...}, "unaccented": {...}})."""
+        return _learned(path)
+
+
+@lru_cache(maxsize=4)
+def _learned(path: Path) -> RetrievalConfig:
+    if not path.is_file():
+        return RetrievalConfig()
+    data = json.loads(path.read_text("utf-8"))
+    known = {f.name for f in fields(RetrievalConfig)}
+    values = {k: v for k, v in data.get("accented", {}).items() if k in known}
+    values.update({f"{k}_unaccented": v for k, v in data.get("unaccented", {}).items() if f"{k}_unaccented" in known})
+    return replace(RetrievalConfig(), **values)
 
 
 class Retriever:
-    def __init__(self, snapshot: Snapshot, embedder: Embedder | None, config: RetrievalConfig = RetrievalConfig()) -> None:
+    def __init__(self, snapshot: Snapshot, embedder: Embedder | None, config: RetrievalConfig | None = None) -> None:
         self.snapshot = snapshot
         self.embedder = embedder if snapshot.dense is not None else None
-        self.config = config
+        self.config = config if config is not None else RetrievalConfig.learned()
+        self._restorer: Restorer | None = None
         # Per-chunk facts, computed the first time a chunk is a candidate. The caches belong to this
         # retriever, and a retriever to one snapshot (a rebuilt index gets a new Retriever), so an entry
         # never outlives the chunk it describes.
@@ -68,18 +93,19 @@ class Retriever:
         fused: dict[int, float] = {}
         lex_max = float(lex[cand].max()) if len(cand) else 0.0
         dense_scores: dict[int, float] = {}
-        if self.embedder is not None and self.snapshot.dense is not None:
-            qvec = self._query_vector(query.normalized)
+        weight = cfg.dense_weight_unaccented if query.folded else cfg.dense_weight
+        if self.embedder is not None and self.snapshot.dense is not None and weight > 0:
+            qvec = self._query_vector(self.dense_text(query))
             scores, ids = self.snapshot.dense.search(qvec, n_cand)
             dense_scores = {int(i): float(s) for i, s in zip(ids, scores)}
         if lex_max > 0:
-            fused = {int(i): (1 - cfg.dense_weight * bool(dense_scores)) * float(lex[i]) / lex_max for i in cand}
-        if dense_scores:  # min-max calibrated dense similarity, mixed in with weight dense_weight
+            fused = {int(i): (1 - weight * bool(dense_scores)) * float(lex[i]) / lex_max for i in cand}
+        if dense_scores:  # min-max calibrated dense similarity, mixed in with weight `weight`
             lo, hi = min(dense_scores.values()), max(dense_scores.values())
             for i, sim in dense_scores.items():
                 norm = (sim - lo) / (hi - lo) if hi > lo else 1.0
-                fused[i] = fused.get(i, (1 - cfg.dense_weight) * float(lex[i]) / lex_max if lex_max > 0 else 0.0)
-                fused[i] += cfg.dense_weight * norm
+                fused[i] = fused.get(i, (1 - weight) * float(lex[i]) / lex_max if lex_max > 0 else 0.0)
+                fused[i] += weight * norm
         coverage = self._coverage(query, tokens, sorted(fused, key=fused.get, reverse=True)[: cfg.rerank_depth])
         wanted = (gazetteer.lookup(province) or gazetteer.Place(province, (), "")).name if province else None
         # The year and type features cost a regex over the chunk's text, and each feature adds at most its
@@ -122,6 +148,15 @@ class Retriever:
             hits.append(Hit(chunk=chunk, score=round(score, 4), rank=r + 1, source=docs[chunk.doc_id].source, signals=signals))
         return hits
 
+    def dense_text(self, query: Query) -> str:
+        """What the embedder reads for a question: an unaccented one gets the accents its words most
+        often carry in this index ("ty le ho ngheo" -> "tỷ lệ hộ nghèo"), which the model reads far better."""
+        if not (query.folded and self.config.restore_diacritics):
+            return query.normalized
+        if self._restorer is None:
+            self._restorer = Restorer(self.snapshot.lexical)
+        return self._restorer.restore(query.normalized)
+
     def _embed(self, text: str) -> np.ndarray:
         vec = np.array(self.embedder.embed_query(text), dtype=np.float32)  # (a copy: made read-only below)
         vec.flags.writeable = False  # shared by the cache
@@ -151,8 +186,9 @@ class Retriever:
             return {}
         cfg = self.config
         best, found = self.snapshot.lexical.coverage(candidates, idf, pairs, query.folded)
+        sentence = cfg.sentence_coverage_unaccented if query.folded else cfg.sentence_coverage
         return {
-            i: cfg.sentence_coverage * (b / total) + cfg.bigram_coverage * (n / len(pairs) if pairs else 0.0)
+            i: sentence * (b / total) + cfg.bigram_coverage * (n / len(pairs) if pairs else 0.0)
             for i, b, n in zip(candidates, best, found)
         }
 
@@ -204,6 +240,44 @@ class Retriever:
             if not in_chunk and year not in doc.meta.years:
                 return False
         return True
+
+
+class Restorer:
+    """Diacritics for unaccented text, from the index's own vocabulary: each word takes the accented
+    form of the most frequent indexed bigram that folds to it and its neighbour, else of the most
+    frequent syllable that folds to it; unknown words stay as typed."""
+
+    def __init__(self, lexical) -> None:
+        self.pairs = _best_forms(lexical.fields["bi"])
+        self.words = _best_forms(lexical.fields["syl"])
+
+    def restore(self, text: str) -> str:
+        words = syllables(text)
+        out = []
+        for m, word in enumerate(words):
+            options = []  # (document frequency, form) from the bigrams it makes with its neighbours
+            if m > 0 and (found := self.pairs.get(f"{words[m - 1]}_{word}")) is not None:
+                options.append((found[0], found[1].split("_", 1)[1]))
+            if m + 1 < len(words) and (found := self.pairs.get(f"{word}_{words[m + 1]}")) is not None:
+                options.append((found[0], found[1].split("_", 1)[0]))
+            if options:
+                out.append(max(options)[1])
+            else:
+                out.append(self.words[word][1] if word in self.words else word)
+        return " ".join(out) if out else text
+
+
+def _best_forms(bm25) -> dict[str, tuple[int, str]]:
+    """folded token -> (document frequency, its most frequent accented form)."""
+    indptr = np.asarray(bm25.scores["indptr"])
+    df = np.diff(indptr)
+    out: dict[str, tuple[int, str]] = {}
+    for token, tid in bm25.vocab_dict.items():
+        key = fold(token)
+        count = int(df[tid]) if tid < len(df) else 0  # (bm25s adds an empty token past the postings)
+        if count and (key not in out or out[key][0] < count):
+            out[key] = (count, token)
+    return out
 
 
 def _top_positive(scores: np.ndarray, n: int, step: int = 16) -> np.ndarray:

@@ -107,8 +107,10 @@ class Library:
         return self.rag.search(clean_text(query, "query"), k, province=_opt(province, "province"), year=year)
 
     def health(self) -> dict:
+        info = self.rag.model_info or {}
         return {"status": "ok", "mode": self.rag.mode, "model": self.rag.model,
-                "documents": len(self.rag.documents), "chunks": self.rag.chunk_count, "llm": self.rag.llm}
+                "documents": len(self.rag.documents), "chunks": self.rag.chunk_count, "llm": self.rag.llm,
+                "model_build": info.get("build"), "precision": info.get("precision")}
 
     def document_list(self) -> list[dict]:
         return [_doc_summary(doc) for doc in self.rag.documents.values()]

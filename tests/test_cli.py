@@ -114,7 +114,7 @@ def test_search_text_output_in_process(lexical_index, capsys):
     assert code == 0
     assert captured.out.lstrip().startswith("1. [")
     assert "003_" in captured.out
-    assert "mode: lexical" in captured.err
+    assert "chế độ: lexical" in captured.err
 
 
 def test_search_filters_in_process(lexical_index, capsys):
