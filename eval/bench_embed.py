@@ -1,0 +1,138 @@
+"""Embedding throughput of the default model against its arithmetic bound on this machine.
+
+    .venv/bin/python eval/bench_embed.py [--chunks 1000] [--source viquad|seeds] [--threads N] [--json FILE]
+
+- **Peak**: the best of a few float32 matrix multiplies (numpy/BLAS, 1024-2048 square) in GFLOP/s.
+- **Work**: the model's multiply-adds per token, counted from its shape (multilingual-e5-small: 12
+  layers, hidden 384, feed-forward 1536): projections and feed-forward 2·(4·h² + 2·h·f) FLOPs per token
+  per layer, attention 4·h·n per token per layer for an input of n tokens; the embedding lookup is free.
+  Tokens are counted by the engine's own tokenizer (prefix and special tokens included).
+- **Bound**: FLOPs of the batch ÷ peak = the fastest the batch could be embedded; the measured time
+  is reported as a share of that bound (what the issue calls "% of the arithmetic bound").
+- **Throughput**: chunks/s, tokens/s and MB/s of text for `BundledE5Embedder.embed_documents` on
+  `--chunks` real chunks (the product's chunker over UIT-ViQuAD passages, or over the seeds repeated).
+- **Questions**: one-question embedding p50/p95/p99 over 200 ViQuAD questions (or seed sentences).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+VIQUAD = ROOT.parent / "shared" / "benchdata" / "uit-viquad-1.0" / "dev_ViQuAD.json"
+LAYERS, HIDDEN, FFN = 12, 384, 1536
+
+
+def peak_gflops(threads: int) -> float:
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        threadpool_limits = None
+    best = 0.0
+    ctx = threadpool_limits(threads) if threadpool_limits else None
+    try:  # (the BLAS limited to the engine's thread count)
+        for n in (1024, 1536, 2048):
+            a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+            b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
+            a @ b  # warm up
+            for _ in range(3):
+                t = time.perf_counter()
+                a @ b
+                best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
+    finally:
+        if ctx is not None:
+            ctx.restore_original_limits()
+    return best
+
+
+def flops(tokens: int) -> float:
+    per_token = LAYERS * (2 * (4 * HIDDEN * HIDDEN + 2 * HIDDEN * FFN) + 4 * HIDDEN * tokens)
+    return per_token * tokens
+
+
+def chunks_of(source: str, n: int) -> list[str]:
+    from rag.chunker import ChunkConfig, chunk_document
+    from rag.ingest import load_document
+
+    texts: list[str] = []
+    if source == "viquad":
+        data = json.loads(VIQUAD.read_text("utf-8"))["data"]
+        passages = [p["context"] for a in data for p in a["paragraphs"]]
+    else:
+        passages = [p.read_text("utf-8") for p in sorted((ROOT / "seeds").glob("*.txt"))]
+    i = 0
+    while len(texts) < n:
+        doc = load_document(Path(f"doc{i}.txt"), data=passages[i % len(passages)].encode("utf-8"))
+        texts += [c.index_text for c in chunk_document(doc, ChunkConfig())]
+        i += 1
+    return texts[:n]
+
+
+def questions_of(source: str, n: int) -> list[str]:
+    if source == "viquad" and VIQUAD.is_file():
+        data = json.loads(VIQUAD.read_text("utf-8"))["data"]
+        return [q["question"] for a in data for p in a["paragraphs"] for q in p["qas"]][:n]
+    return ["Tỷ lệ hộ nghèo Huế 2023?", "Số lao động đi làm việc ở nước ngoài của Nghệ An năm 2023?"] * (n // 2)
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--chunks", type=int, default=1000)
+    ap.add_argument("--source", choices=("viquad", "seeds"), default="viquad" if VIQUAD.is_file() else "seeds")
+    ap.add_argument("--threads", type=int, default=None, help="engine threads for batches (default: every core)")
+    ap.add_argument("--questions", type=int, default=200)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+
+    from rag.embed import BundledE5Embedder
+
+    model = BundledE5Embedder(threads=args.threads)
+    t = time.perf_counter()
+    model.warm_up()
+    load_s = time.perf_counter() - t
+    texts = chunks_of(args.source, args.chunks)
+    counts = [model._model.token_count(x, False) for x in texts]
+    work = sum(flops(min(c, 512)) for c in counts)
+    peak = peak_gflops(model.threads)
+    t = time.perf_counter()
+    model.embed_documents(texts)
+    seconds = time.perf_counter() - t
+    mb = sum(len(x.encode("utf-8")) for x in texts) / 2**20
+    qs = questions_of(args.source, args.questions)
+    lat = []
+    for q in qs:
+        t = time.perf_counter()
+        model.embed_query(q)
+        lat.append(1000 * (time.perf_counter() - t))
+    bound_s = work / (peak * 1e9)
+    result = {
+        "model": f"{model.name} ({model.build})", "threads": model.threads, "query_threads": model.query_threads,
+        "load_s": round(load_s, 2), "chunks": len(texts), "source": args.source,
+        "tokens_mean": round(statistics.mean(counts), 1), "tokens_total": sum(counts),
+        "seconds": round(seconds, 1), "chunks_per_s": round(len(texts) / seconds, 2),
+        "tokens_per_s": round(sum(counts) / seconds), "mb_per_s": round(mb / seconds, 4),
+        "gflop": round(work / 1e9, 1), "peak_gflops": round(peak, 1), "bound_s": round(bound_s, 1),
+        "share_of_bound": round(bound_s / seconds, 3),
+        "query_ms": {"p50": round(pct(lat, 50), 1), "p95": round(pct(lat, 95), 1), "p99": round(pct(lat, 99), 1)},
+    }
+    print(json.dumps(result, ensure_ascii=False, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(result, ensure_ascii=False) + "\n", "utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
