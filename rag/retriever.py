@@ -244,40 +244,57 @@ class Retriever:
 
 class Restorer:
     """Diacritics for unaccented text, from the index's own vocabulary: each word takes the accented
-    form of the most frequent indexed bigram that folds to it and its neighbour, else of the most
-    frequent syllable that folds to it; unknown words stay as typed."""
+    form that the most frequent indexed bigram it makes with a neighbour gives it, else its most
+    frequent accented form; unknown words stay as typed.
+
+    Only the syllable vocabulary is folded (once); a question's bigrams are looked up among the
+    pairs of their syllables' accented forms, so the cost does not grow with the bigram vocabulary.
+    """
+
+    FORMS = 8  # accented forms tried per syllable ("ho" -> hộ, hồ, họ, hỗ, hổ, ...)
 
     def __init__(self, lexical) -> None:
-        self.pairs = _best_forms(lexical.fields["bi"])
-        self.words = _best_forms(lexical.fields["syl"])
+        syl = lexical.fields["syl"]
+        df = _doc_freq(syl)
+        forms: dict[str, list[tuple[int, str]]] = {}
+        for token, tid in syl.vocab_dict.items():
+            count = int(df[tid]) if tid < len(df) else 0  # (bm25s adds an empty token past the postings)
+            if count:
+                forms.setdefault(fold(token), []).append((count, token))
+        self.forms = {key: sorted(found, reverse=True)[: self.FORMS] for key, found in forms.items()}
+        self.pairs = lexical.fields["bi"].vocab_dict
+        self.pair_df = _doc_freq(lexical.fields["bi"])
+
+    def _pair(self, a: str, b: str) -> tuple[int, str, str] | None:
+        best = None
+        for _, x in self.forms.get(a, ()):
+            for _, y in self.forms.get(b, ()):
+                tid = self.pairs.get(f"{x}_{y}")
+                if tid is not None and tid < len(self.pair_df):
+                    count = int(self.pair_df[tid])
+                    if count and (best is None or count > best[0]):
+                        best = (count, x, y)
+        return best
 
     def restore(self, text: str) -> str:
         words = syllables(text)
+        pairs = [self._pair(a, b) for a, b in zip(words, words[1:])]
         out = []
         for m, word in enumerate(words):
             options = []  # (document frequency, form) from the bigrams it makes with its neighbours
-            if m > 0 and (found := self.pairs.get(f"{words[m - 1]}_{word}")) is not None:
-                options.append((found[0], found[1].split("_", 1)[1]))
-            if m + 1 < len(words) and (found := self.pairs.get(f"{word}_{words[m + 1]}")) is not None:
-                options.append((found[0], found[1].split("_", 1)[0]))
+            if m > 0 and pairs[m - 1] is not None:
+                options.append((pairs[m - 1][0], pairs[m - 1][2]))
+            if m < len(pairs) and pairs[m] is not None:
+                options.append((pairs[m][0], pairs[m][1]))
             if options:
                 out.append(max(options)[1])
             else:
-                out.append(self.words[word][1] if word in self.words else word)
+                out.append(self.forms[word][0][1] if word in self.forms else word)
         return " ".join(out) if out else text
 
 
-def _best_forms(bm25) -> dict[str, tuple[int, str]]:
-    """folded token -> (document frequency, its most frequent accented form)."""
-    indptr = np.asarray(bm25.scores["indptr"])
-    df = np.diff(indptr)
-    out: dict[str, tuple[int, str]] = {}
-    for token, tid in bm25.vocab_dict.items():
-        key = fold(token)
-        count = int(df[tid]) if tid < len(df) else 0  # (bm25s adds an empty token past the postings)
-        if count and (key not in out or out[key][0] < count):
-            out[key] = (count, token)
-    return out
+def _doc_freq(bm25) -> np.ndarray:
+    return np.diff(np.asarray(bm25.scores["indptr"]))
 
 
 def _top_positive(scores: np.ndarray, n: int, step: int = 16) -> np.ndarray:
