@@ -279,8 +279,8 @@ def build_chat(library: Library):
         if not path:
             return (None, *refresh())
         try:
-            data = Path(path).read_bytes()
-            result = library.add_upload(Path(path).name, data)
+            received = received_upload(path, upload.GRADIO_CACHE)
+            result = library.add_upload(received.name, received.read_bytes())
             verb = {"added": "Đã thêm", "updated": "Đã cập nhật", "unchanged": "Không đổi"}[result.status]
             status = f'<div class="rag-ok">✓ {verb} {esc(result.doc_id)} ({result.documents} tài liệu, {result.chunks} đoạn).</div>'
         except RagError as exc:
@@ -328,6 +328,7 @@ def build_chat(library: Library):
                     upload = gr.File(label="Tải tài liệu lên (txt, md, html, pdf, docx; tối đa 20 MB)",
                                      file_types=[".txt", ".md", ".html", ".htm", ".pdf", ".docx"],
                                      type="filepath", elem_id="rag-upload", height=140)
+                    _fetch_nothing(upload)
                     status = gr.HTML(elem_id="rag-upload-status")
                     doc_list = gr.HTML(documents_html(library.document_list()), elem_id="rag-docs")
                     remove_choice = gr.Dropdown(docs, value=None, label="Chọn tài liệu để xóa", elem_id="rag-remove-choice")
@@ -345,6 +346,55 @@ def build_chat(library: Library):
         remove.click(on_remove, [remove_choice], refreshed, concurrency_limit=1, api_visibility="private")
         demo.load(refresh, None, refreshed, api_visibility="private")
     return demo
+
+
+UPLOAD_REFUSED = ("chỉ nhận tệp vừa được tải lên qua trang này; "
+                  "đường dẫn tới tệp khác trên máy chủ bị từ chối.")
+
+
+def received_upload(path: str, cache_dir: str | Path) -> Path:
+    """The file the browser sent to this app's upload route, or UsageError (in Vietnamese) for any other path.
+
+    The event's payload names a path, and a client can name any path on the server; only a regular
+    file inside the chat's upload cache, symlinks and `..` resolved, is read.
+    """
+    try:
+        real = Path(path).resolve(strict=True)
+        inside = real.is_relative_to(Path(cache_dir).resolve()) and real.is_file()
+    except (OSError, RuntimeError, ValueError):  # missing, a symlink loop, a NUL byte
+        inside = False
+    if not inside:
+        raise UsageError(UPLOAD_REFUSED)
+    return real
+
+
+def _fetch_nothing(upload) -> None:
+    """Make the gr.File `upload` never fetch what an event names. Gradio (mounted, not launched: its
+    own path check is off) copies any path or URL a payload names into its cache before our handler
+    runs; with this, a path outside the cache is passed on untouched, to be refused by
+    `received_upload`, and nothing is copied. (A method of the instance: subclassing a Gradio
+    component makes Gradio write a .pyi file beside this module.)"""
+    fetch, fetch_async = upload.move_resource_to_block_cache, upload.async_move_resource_to_block_cache
+
+    def move_resource_to_block_cache(url_or_file_path):
+        if url_or_file_path is None or not _in_folder(str(url_or_file_path), upload.GRADIO_CACHE):
+            return None if url_or_file_path is None else str(url_or_file_path)
+        return fetch(url_or_file_path)
+
+    async def async_move_resource_to_block_cache(url_or_file_path):
+        if url_or_file_path is None or not _in_folder(str(url_or_file_path), upload.GRADIO_CACHE):
+            return None if url_or_file_path is None else str(url_or_file_path)
+        return await fetch_async(url_or_file_path)
+
+    upload.move_resource_to_block_cache = move_resource_to_block_cache
+    upload.async_move_resource_to_block_cache = async_move_resource_to_block_cache
+
+
+def _in_folder(path: str, folder: str | Path) -> bool:
+    try:
+        return Path(path).resolve().is_relative_to(Path(folder).resolve())
+    except (OSError, RuntimeError, ValueError):
+        return False
 
 
 def _fixed(respond, question: str):

@@ -133,10 +133,10 @@ class Library:
             if existing is not None and Path(existing.source).resolve() != target.resolve():
                 raise Conflict(f"A document with id {target.stem!r} is already indexed from {existing.source}; "
                                "rename the file or remove that document first.")
-            self.uploads_dir.mkdir(parents=True, exist_ok=True)
+            self._private_folder()
             previous = target.read_bytes() if target.exists() else None
             tmp = self.uploads_dir / f".tmp-{os.getpid()}-{threading.get_ident()}-{name}"
-            tmp.write_bytes(data)
+            _write_private(tmp, data)
             os.replace(tmp, target)
             try:
                 report = self.rag.add([target])
@@ -149,6 +149,12 @@ class Library:
         status = "added" if report.added else "updated" if report.updated else "unchanged"
         return Upload(target.stem, status, report.documents, report.chunks)
 
+    def _private_folder(self) -> None:
+        """The uploads folder, readable by this user only (uploads may be private documents)."""
+        self.uploads_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.uploads_dir.stat().st_mode & 0o077:
+            self.uploads_dir.chmod(0o700)
+
     def remove(self, doc_id: str) -> dict:
         with self._write:
             doc = self.rag.documents.get(doc_id)
@@ -159,6 +165,15 @@ class Library:
             if source.resolve().is_relative_to(self.uploads_dir.resolve()):  # an uploaded copy goes too; files elsewhere are the user's
                 source.unlink(missing_ok=True)
         return {"removed": doc_id, "documents": report.documents, "chunks": report.chunks}
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write `data` to a new file readable by this user only, synced to disk."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 class Conflict(UsageError):

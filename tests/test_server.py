@@ -392,3 +392,74 @@ def test_serve_subcommand_parses():
 
     args = build_parser().parse_args(["serve", "--port", "8123", "--index-dir", "idx"])
     assert (args.host, args.port, str(args.index_dir), args.func.__name__) == ("127.0.0.1", 8123, "idx", "cmd_serve")
+
+
+# ---------------------------------------------------------------- the chat's upload event, over Gradio's own routes
+
+
+def _gradio_upload_event(client, file_data: dict, session: str) -> dict:
+    """Call the chat's upload event as a client can (POST /gradio_api/queue/join), return its completed message."""
+    import json
+
+    config = client.get("/config").json()
+    upload_id = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "rag-upload")
+    fn_index = next(d["id"] for d in config["dependencies"] if [upload_id, "upload"] in d["targets"])
+    r = client.post("/gradio_api/queue/join", json={"data": [file_data], "fn_index": fn_index, "session_hash": session,
+                                                    "event_data": None, "trigger_id": upload_id})
+    assert r.status_code == 200, r.text
+    with client.stream("GET", "/gradio_api/queue/data", params={"session_hash": session}) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                message = json.loads(line[5:])
+                if message.get("msg") == "process_completed":
+                    return message
+    raise AssertionError("the upload event never completed")
+
+
+def _file_data(path: str, name: str) -> dict:
+    return {"path": path, "meta": {"_type": "gradio.FileData"}, "orig_name": name}
+
+
+def test_chat_upload_reads_only_files_the_browser_sent(client, rag, index_dir, tmp_path):
+    """A FileData naming any other server path (absolute, or `..` out of Gradio's cache) is refused in
+    Vietnamese; nothing is read, copied, indexed or served."""
+    import os
+
+    secret = tmp_path / "private" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("Mật khẩu quản trị là ngựa-vằn-42.\n", "utf-8")
+    secret.chmod(0o600)
+    cache = Path(_upload_cache(client))
+    sneaky = str(cache / os.path.relpath(secret, cache))  # "<cache>/../../…/secret.txt"
+    before = set(rag.documents)
+    for i, path in enumerate((str(secret), sneaky)):
+        message = _gradio_upload_event(client, _file_data(path, "secret.txt"), f"evil{i}")
+        status = message["output"]["data"][1] if message.get("success") else message["output"].get("error", "")
+        assert "Không thêm được" in status and "tải lên" in status, message
+        assert set(rag.documents) == before
+        assert client.get("/api/documents/secret").status_code == 404
+        assert not (index_dir / "uploads" / "secret.txt").exists()
+        copies = [p for p in cache.rglob("secret.txt")] if cache.exists() else []
+        assert not copies, copies  # Gradio did not copy it into its cache either
+
+
+def _upload_cache(client) -> str:
+    """Where the chat keeps what the browser uploads: the folder of a file sent to /gradio_api/upload."""
+    r = client.post("/gradio_api/upload", files={"files": ("probe.txt", b"probe", "text/plain")})
+    assert r.status_code == 200, r.text
+    return str(Path(r.json()[0]).parent.parent)
+
+
+def test_chat_upload_of_a_file_the_browser_sent(client, rag, index_dir):
+    """The real flow: the browser posts the file to /gradio_api/upload, then the event names the path it got."""
+    r = client.post("/gradio_api/upload", files={"files": ("ong chat.txt", BEE_DOC.encode(), "text/plain")})
+    assert r.status_code == 200, r.text
+    message = _gradio_upload_event(client, _file_data(r.json()[0], "ong chat.txt"), "good")
+    assert message["success"] and "Đã thêm ong chat" in message["output"]["data"][1], message
+    try:
+        assert "ong chat" in rag.documents
+        stored = index_dir / "uploads" / "ong chat.txt"
+        assert stored.stat().st_mode & 0o077 == 0, oct(stored.stat().st_mode)  # not readable by others
+        assert (index_dir / "uploads").stat().st_mode & 0o077 == 0
+    finally:
+        assert client.delete("/api/documents/ong chat").status_code == 200
