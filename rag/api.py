@@ -77,13 +77,17 @@ class RAG:
         faiss_kind: str = "auto",
         progress: bool = False,
         llm: LLMOption = None,
+        rebuild: bool = False,
     ) -> tuple[RAG, BuildReport]:
-        """Index the files under `paths` (incrementally) and open the result (`llm` as in `open`)."""
+        """Index the files under `paths` (incrementally) and open the result (`llm` as in `open`).
+
+        `rebuild`: the index then holds these files and nothing else, whatever it held (the repair of
+        an index whose documents cannot be read back)."""
         llm = _llm(llm)
         index_dir = Path(index_dir) if index_dir else default_index_dir()
         embedder = load_embedder(model if model is not None else default_model())
         config = _config(embedder, chunk_size, chunk_overlap, faiss_kind)
-        report = indexer.build(paths, index_dir, config, embedder, progress=progress)
+        report = indexer.build(paths, index_dir, config, embedder, progress=progress, rebuild=rebuild)
         return cls(index_dir, Retriever(store.load(index_dir), embedder), llm), report
 
     # -- reading

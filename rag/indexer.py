@@ -6,8 +6,9 @@ import hashlib
 import os
 import sys
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -75,11 +76,13 @@ def build(
     embedder: Embedder | None,
     *,
     progress: bool = False,
+    rebuild: bool = False,
 ) -> BuildReport:
     """Index the files under `paths` into `index_dir`.
 
     Documents already indexed from elsewhere are kept while their file exists; documents under
-    `paths` whose file is gone are dropped.
+    `paths` whose file is gone are dropped. `rebuild`: the index holds the files under `paths` and
+    nothing else, whatever it held before (the repair of an index whose documents cannot be read).
     """
     paths = [Path(p) for p in paths]
     docs, skipped = read_documents(paths, progress)
@@ -93,7 +96,8 @@ def build(
         covered = any(source.resolve().is_relative_to(p.resolve()) for p in paths)
         return source.exists() and not covered
 
-    return update(index_dir, config, embedder, add=docs, keep=keep_old, skipped=skipped, progress=progress)
+    return update(index_dir, config, embedder, add=docs, keep=keep_old, skipped=skipped, progress=progress,
+                  rebuild=rebuild)
 
 
 def update(
@@ -106,10 +110,13 @@ def update(
     remove: Iterable[str] = (),
     skipped: list[tuple[str, str]] | None = None,
     progress: bool = False,
+    rebuild: bool = False,
 ) -> BuildReport:
-    """Write a new snapshot: the old documents that `keep` accepts, minus `remove`, plus `add`."""
+    """Write a new snapshot: the old documents that `keep` accepts, minus `remove`, plus `add`
+    (`rebuild`: `add` alone). A live snapshot that cannot be read is rebuilt from its documents,
+    else the write is refused: a write never drops a document it was not asked to drop."""
     with store.write_lock(index_dir):
-        old = _load_reusable(index_dir, config, embedder)
+        old = None if rebuild else _load_reusable(index_dir, config, embedder)
         remove = set(remove)
         new_ids = {d.id for d in add}
         documents: dict[str, Document] = {}
@@ -136,30 +143,81 @@ def update(
         )
 
 
-def _load_reusable(index_dir: Path, config: IndexConfig, embedder: Embedder | None) -> Snapshot | None:
-    """The live snapshot when its chunks (and vectors) can be reused by this build."""
+class Reusable(NamedTuple):
+    """What a write builds on: the live index's documents and, where they can serve, its chunks and vectors."""
+
+    documents: dict[str, Document]
+    chunks: list[Chunk]
+    vectors: np.ndarray | None
+
+
+def _load_reusable(index_dir: Path, config: IndexConfig, embedder: Embedder | None) -> Reusable | None:
+    """The live snapshot, with what this build can reuse; None when there is no index yet."""
     try:
         old = store.load(index_dir)
     except IndexNotFound:
-        return None
+        if not any(index_dir.glob("snap-*")):
+            return None
+        old = _salvage(index_dir, IndexNotFound(f"{index_dir / 'CURRENT'} is missing."))
     except IndexCorrupt as exc:
-        print(f"{exc} Rebuilding it from the files.", file=sys.stderr)
-        return None
+        old = _salvage(index_dir, exc)
     manifest = old.manifest
-    if manifest["chunking"] != asdict(config.chunk):
-        return _without_chunks(old)
-    same_model = embedder is not None and manifest["model"]["name"] == embedder.name
-    if not same_model or old.vectors is None or old.vectors.shape[1] != embedder.dim:  # (a hand-edited manifest)
-        old.vectors, old.dense = None, None
-    return old
+    if manifest.get("chunking") != asdict(config.chunk):
+        return Reusable(old.documents, [], None)
+    vectors = old.vectors
+    same_model = embedder is not None and (manifest.get("model") or {}).get("name") == embedder.name
+    if not same_model or vectors is None or vectors.shape[1] != embedder.dim:  # (a hand-edited manifest)
+        vectors = None
+    return Reusable(old.documents, old.chunks, vectors)
 
 
-def _without_chunks(old: Snapshot) -> Snapshot:
-    return Snapshot(old.documents, [], old.lexical, None, None, old.manifest, old.path)
+def _salvage(index_dir: Path, exc: RagError) -> store.Salvage:
+    """The documents of a live snapshot that does not load: from its documents.jsonl when that is
+    intact (chunks and vectors too when intact), else from their files when every one is there with
+    the same content; else IndexCorrupt, naming the command that rebuilds."""
+    found = store.salvage(index_dir)
+    what = ", ".join(found.damaged) or str(exc).split(";")[0].rstrip(".")
+    if found.documents is not None:
+        print(f"The index in {index_dir} is damaged ({what}); its {len(found.documents)} documents are kept, "
+              "read back from documents.jsonl and indexed again.", file=sys.stderr)
+        return found
+    documents = _documents_from_files(found.manifest) if found.manifest is not None else None
+    if documents is None:
+        raise IndexCorrupt(
+            f"The index in {index_dir} is damaged ({what}) and the documents it holds cannot be read back, "
+            f"so nothing was changed; rebuild it from your files with "
+            f"`rag index {_source_folders(found.manifest)} --index-dir {index_dir} --rebuild`."
+        )
+    print(f"The index in {index_dir} is damaged ({what}); its {len(documents)} documents are kept, "
+          "read again from their files and indexed again.", file=sys.stderr)
+    return store.Salvage(documents, [], None, found.manifest, found.damaged)
+
+
+def _documents_from_files(manifest: dict) -> dict[str, Document] | None:
+    """Every document the manifest lists, read from its file; None unless all are there, unchanged."""
+    documents = {}
+    for doc_id, info in manifest["documents"].items():
+        try:
+            doc = load_document(Path(info["source"]), source=info["source"])
+        except (OSError, UsageError, KeyError, TypeError):
+            return None
+        if doc.sha256 != info.get("sha256"):
+            return None
+        documents[doc_id] = replace(doc, id=doc_id)
+    return documents
+
+
+def _source_folders(manifest: dict | None) -> str:
+    """The folders the manifest's documents came from, for a command line; "PATH …" when unknown."""
+    import shlex
+
+    sources = [info.get("source") for info in (manifest or {}).get("documents", {}).values() if isinstance(info, dict)]
+    folders = sorted({str(Path(s).parent) for s in sources if isinstance(s, str) and s})
+    return " ".join(shlex.quote(f) for f in folders) or "PATH …"
 
 
 def _assemble(
-    documents: dict[str, Document], old: Snapshot | None, config: IndexConfig, embedder: Embedder | None, progress: bool
+    documents: dict[str, Document], old: Reusable | None, config: IndexConfig, embedder: Embedder | None, progress: bool
 ) -> Snapshot:
     """Chunks and vectors for all documents, reusing the old snapshot's where the document is unchanged."""
     old_chunks: dict[str, list[tuple[int, Chunk]]] = {}

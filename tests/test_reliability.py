@@ -263,7 +263,34 @@ def test_a_damaged_index_is_rebuilt_by_the_next_index_run(index_copy):
     _flip_bytes(store.live_snapshot(index_copy) / "chunks.jsonl")
     proc = index([SEEDS], index_copy)
     assert proc.returncode == 0, proc.stderr
-    assert "Rebuilding" in proc.stderr and "5 added" in proc.stdout
+    assert "documents.jsonl" in proc.stderr and "5 unchanged" in proc.stdout
+    assert_canonical_answer(index_copy)
+
+
+def test_indexing_one_file_into_a_damaged_index_keeps_the_others(index_copy, tmp_path):
+    """The audit's case: one flipped byte in lexical/tokens.npy, then `rag index ONE_FILE`."""
+    data = bytearray((store.live_snapshot(index_copy) / "lexical" / "tokens.npy").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (store.live_snapshot(index_copy) / "lexical" / "tokens.npy").write_bytes(bytes(data))
+    one = tmp_path / "one.txt"
+    one.write_text("Giải quyết việc làm cho 5.000 lao động tỉnh Quảng Bình năm 2023.\n", "utf-8")
+    proc = index([one], index_copy)
+    assert proc.returncode == 0, proc.stderr
+    assert "6 documents" in proc.stdout and "1 added" in proc.stdout and "removed" not in proc.stdout
+    assert len(store.load(index_copy).documents) == 6
+    assert_canonical_answer(index_copy)
+
+
+def test_indexing_into_an_index_whose_documents_are_lost_is_refused(index_copy, tmp_path):
+    (store.live_snapshot(index_copy) / "manifest.json").write_text("{", "utf-8")
+    current = (index_copy / "CURRENT").read_text("utf-8")
+    one = tmp_path / "one.txt"
+    one.write_text("Giải quyết việc làm cho 5.000 lao động tỉnh Quảng Bình năm 2023.\n", "utf-8")
+    proc = index([one], index_copy)
+    assert_one_sentence_error(proc, says="--rebuild")
+    assert (index_copy / "CURRENT").read_text("utf-8") == current
+    proc = rag("index", str(SEEDS), "--index-dir", str(index_copy), "--model", MODEL, "--quiet", "--rebuild")
+    assert proc.returncode == 0, proc.stderr
     assert_canonical_answer(index_copy)
 
 

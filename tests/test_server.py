@@ -463,3 +463,22 @@ def test_chat_upload_of_a_file_the_browser_sent(client, rag, index_dir):
         assert (index_dir / "uploads").stat().st_mode & 0o077 == 0
     finally:
         assert client.delete("/api/documents/ong chat").status_code == 200
+
+
+def test_upload_into_a_damaged_index_keeps_every_document(tmp_path):
+    """The audit's case: one flipped byte in the live snapshot's lexical/tokens.npy, then an upload."""
+    from rag import store
+
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    rag, _ = RAG.build([tmp_path / "seeds"], tmp_path / "index", model="none")
+    tokens = store.live_snapshot(tmp_path / "index") / "lexical" / "tokens.npy"
+    data = bytearray(tokens.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    tokens.write_bytes(bytes(data))
+    with BackgroundServer(create_app(rag=rag, token="", ui=False)) as url, httpx.Client(base_url=url, timeout=60) as c:
+        r = c.post("/api/documents", files={"file": ("nuoi ong.txt", BEE_DOC.encode(), "text/plain")})
+        assert r.status_code == 201, r.text
+        assert r.json()["documents"] == 6
+        assert c.get("/api/health").json()["documents"] == 6
+        assert _ask(c, CANONICAL).json()["answer"] == "2,27%"
+    assert len(store.load(tmp_path / "index").documents) == 6
