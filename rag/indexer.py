@@ -17,7 +17,7 @@ from .chunker import chunk_document
 from .dense import DenseIndex
 from .embed import Embedder
 from .errors import IndexCorrupt, IndexNotFound, RagError, UsageError
-from .ingest import load_document
+from .ingest import document_file, load_document
 from .lexical import LexicalIndex
 from .loaders import iter_files
 from .store import IndexConfig, Snapshot
@@ -61,9 +61,9 @@ def read_documents(paths: Iterable[str | Path], progress: bool = False) -> tuple
         except UsageError as exc:
             skipped.append((str(path), str(exc)))
             continue
-        if doc.id in seen:  # same stem in two folders: an id unique and stable, from the path
-            suffix = hashlib.sha256(doc.source.encode("utf-8")).hexdigest()[:8]
-            doc = Document(f"{doc.id}-{suffix}", doc.source, doc.text, doc.sha256, doc.meta, doc.sections)
+        if doc.id in seen:  # same stem in two folders: an id unique and stable, from the file's path
+            suffix = hashlib.sha256(doc.path.encode("utf-8")).hexdigest()[:8]
+            doc = replace(doc, id=f"{doc.id}-{suffix}")
         seen.add(doc.id)
         docs.append(doc)
     return docs, skipped
@@ -80,24 +80,27 @@ def build(
 ) -> BuildReport:
     """Index the files under `paths` into `index_dir`.
 
-    Documents already indexed from elsewhere are kept while their file exists; documents under
-    `paths` whose file is gone are dropped. `rebuild`: the index holds the files under `paths` and
-    nothing else, whatever it held before (the repair of an index whose documents cannot be read).
+    A document is dropped only when its file is gone from under `paths` (a path that no longer
+    exists drops the documents indexed from under it); the others are kept, wherever their files
+    are and whatever the current directory. Files are told apart by their absolute paths.
+    `rebuild`: the index holds the files under `paths` and nothing else, whatever it held before
+    (the repair of an index whose documents cannot be read).
     """
     paths = [Path(p) for p in paths]
-    docs, skipped = read_documents(paths, progress)
-    if not docs and not skipped:
+    gone = [p for p in paths if not p.exists()]
+    docs, skipped = read_documents([p for p in paths if p.exists()], progress)
+    if not docs and not skipped and not gone:
         raise UsageError("Nothing to index: the given paths hold no supported documents (the index is unchanged).")
-    if not docs and skipped:
+    if not docs and skipped and not gone:
         raise UsageError(f"No document could be read; first problem: {skipped[0][1]}")
+    roots = [p.resolve() for p in paths]
 
     def keep_old(doc: Document) -> bool:
-        source = Path(doc.source)
-        covered = any(source.resolve().is_relative_to(p.resolve()) for p in paths)
-        return source.exists() and not covered
+        file = document_file(doc)  # None: unknown (an old index, seen from another directory): kept
+        return file is None or file.exists() or not any(file.is_relative_to(root) for root in roots)
 
     return update(index_dir, config, embedder, add=docs, keep=keep_old, skipped=skipped, progress=progress,
-                  rebuild=rebuild)
+                  rebuild=rebuild, gone=gone)
 
 
 def update(
@@ -111,31 +114,42 @@ def update(
     skipped: list[tuple[str, str]] | None = None,
     progress: bool = False,
     rebuild: bool = False,
+    gone: Iterable[Path] = (),
 ) -> BuildReport:
     """Write a new snapshot: the old documents that `keep` accepts, minus `remove`, plus `add`
     (`rebuild`: `add` alone). A live snapshot that cannot be read is rebuilt from its documents,
-    else the write is refused: a write never drops a document it was not asked to drop."""
+    else the write is refused: a write never drops a document it was not asked to drop.
+    `gone`: paths that no longer exist; each must have held an indexed document, else UsageError."""
     with store.write_lock(index_dir):
         old = None if rebuild else _load_reusable(index_dir, config, embedder)
+        old_docs = old.documents if old is not None else {}
+        for path in gone:
+            root = path.resolve()
+            if not any((f := document_file(d)) is not None and f.is_relative_to(root) for d in old_docs.values()):
+                raise UsageError(f"{path} does not exist.")
         remove = set(remove)
         new_ids = {d.id for d in add}
         documents: dict[str, Document] = {}
-        if old is not None:
-            for doc in old.documents.values():
-                if doc.id not in new_ids and doc.id not in remove and keep(doc):
-                    documents[doc.id] = doc
-        old_docs = old.documents if old is not None else {}
+        reused: set[str] = set()  # documents whose chunks (and vectors) the old index holds
+        for doc in old_docs.values():
+            if doc.id not in new_ids and doc.id not in remove and keep(doc):
+                if not doc.path and (file := document_file(doc)) is not None:
+                    doc = replace(doc, path=str(file))  # an index of the older format learns where its files are
+                documents[doc.id] = doc
+                reused.add(doc.id)
         added, updated, unchanged = [], [], []
         for doc in add:
             prev = old_docs.get(doc.id)
-            if prev is not None and prev.sha256 == doc.sha256 and prev.source == doc.source:
-                documents[doc.id] = prev
-                unchanged.append(doc.id)
+            if prev is not None and prev.sha256 == doc.sha256:  # the same content: its chunks are kept
+                same_file = (prev.path or str(document_file(prev))) == doc.path
+                documents[doc.id] = replace(prev, path=doc.path) if same_file else replace(prev, source=doc.source, path=doc.path)
+                reused.add(doc.id)
+                (unchanged if same_file else updated).append(doc.id)
             else:
                 documents[doc.id] = doc
                 (updated if prev is not None else added).append(doc.id)
         removed = sorted(set(old_docs) - set(documents))
-        snapshot = _assemble(documents, old, config, embedder, progress)
+        snapshot = _assemble(documents, old, reused, config, embedder, progress)
         path = store.save(snapshot, index_dir, config, embedder.dim if snapshot.dense is not None else None)
         return BuildReport(
             tuple(added), tuple(updated), tuple(unchanged), tuple(removed), tuple(skipped or ()),
@@ -198,7 +212,7 @@ def _documents_from_files(manifest: dict) -> dict[str, Document] | None:
     documents = {}
     for doc_id, info in manifest["documents"].items():
         try:
-            doc = load_document(Path(info["source"]), source=info["source"])
+            doc = load_document(Path(info.get("path") or info["source"]), source=info["source"])
         except (OSError, UsageError, KeyError, TypeError):
             return None
         if doc.sha256 != info.get("sha256"):
@@ -211,15 +225,17 @@ def _source_folders(manifest: dict | None) -> str:
     """The folders the manifest's documents came from, for a command line; "PATH …" when unknown."""
     import shlex
 
-    sources = [info.get("source") for info in (manifest or {}).get("documents", {}).values() if isinstance(info, dict)]
+    sources = [info.get("path") or info.get("source")
+               for info in (manifest or {}).get("documents", {}).values() if isinstance(info, dict)]
     folders = sorted({str(Path(s).parent) for s in sources if isinstance(s, str) and s})
     return " ".join(shlex.quote(f) for f in folders) or "PATH …"
 
 
 def _assemble(
-    documents: dict[str, Document], old: Reusable | None, config: IndexConfig, embedder: Embedder | None, progress: bool
+    documents: dict[str, Document], old: Reusable | None, reused: set[str], config: IndexConfig,
+    embedder: Embedder | None, progress: bool,
 ) -> Snapshot:
-    """Chunks and vectors for all documents, reusing the old snapshot's where the document is unchanged."""
+    """Chunks and vectors for all documents, reusing the old snapshot's for the `reused` ones."""
     old_chunks: dict[str, list[tuple[int, Chunk]]] = {}
     if old is not None:
         for i, chunk in enumerate(old.chunks):
@@ -228,9 +244,9 @@ def _assemble(
     vector_rows: list[np.ndarray | None] = []
     to_embed: list[int] = []
     for doc in _progress(list(documents.values()), "Chunking", progress):
-        reused = old_chunks.get(doc.id) if old is not None and old.documents.get(doc.id) is doc else None
-        if reused:
-            for i, chunk in reused:
+        kept = old_chunks.get(doc.id) if doc.id in reused else None
+        if kept:
+            for i, chunk in kept:
                 chunks.append(chunk)
                 vector_rows.append(old.vectors[i] if old.vectors is not None else None)
         else:

@@ -35,7 +35,7 @@ from starlette.routing import Match
 from .answer import Answer
 from .api import RAG, search_json
 from .errors import IndexCorrupt, IndexLocked, IndexNotFound, RagError, UsageError
-from .ingest import load_document
+from .ingest import document_file, load_document
 from .loaders import SUPPORTED
 
 MAX_QUESTION_CHARS = 2000
@@ -130,7 +130,7 @@ class Library:
         load_document(target, data)  # parse before touching anything: unreadable files change nothing
         with self._write:
             existing = self.rag.documents.get(target.stem)
-            if existing is not None and Path(existing.source).resolve() != target.resolve():
+            if existing is not None and document_file(existing) != target.resolve():
                 raise Conflict(f"A document with id {target.stem!r} is already indexed from {existing.source}; "
                                "rename the file or remove that document first.")
             self._private_folder()
@@ -161,9 +161,9 @@ class Library:
             if doc is None:
                 raise KeyError(doc_id)
             report = self.rag.remove(doc_id)
-            source = Path(doc.source)
-            if source.resolve().is_relative_to(self.uploads_dir.resolve()):  # an uploaded copy goes too; files elsewhere are the user's
-                source.unlink(missing_ok=True)
+            file = document_file(doc)
+            if file is not None and file.is_relative_to(self.uploads_dir.resolve()):  # an uploaded copy goes too; files elsewhere are the user's
+                file.unlink(missing_ok=True)
         return {"removed": doc_id, "documents": report.documents, "chunks": report.chunks}
 
 

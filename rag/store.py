@@ -115,7 +115,7 @@ def save(snapshot: Snapshot, index_dir: Path, config: IndexConfig, dim: int | No
         "lexical": asdict(config.lexical),
         "counts": {"documents": len(snapshot.documents), "chunks": len(snapshot.chunks)},
         "documents": {
-            d.id: {"source": d.source, "sha256": d.sha256, "chunks": per_doc.get(d.id, 0)}
+            d.id: {"source": d.source, "path": d.path, "sha256": d.sha256, "chunks": per_doc.get(d.id, 0)}
             for d in snapshot.documents.values()
         },
         "versions": _versions(),
@@ -193,7 +193,7 @@ def _versions() -> dict[str, str]:
 def _doc_record(doc: Document) -> dict:
     # (flat dataclasses of str, numbers and tuples: their __dict__, not asdict's deep copies)
     return {
-        "id": doc.id, "source": doc.source, "sha256": doc.sha256, "text": doc.text,
+        "id": doc.id, "source": doc.source, "path": doc.path, "sha256": doc.sha256, "text": doc.text,
         "meta": dict(vars(doc.meta)), "sections": [dict(vars(s)) for s in doc.sections],
     }
 
@@ -302,7 +302,8 @@ def _read_documents(snap: Path) -> dict[str, Document]:
         meta = rec["meta"]
         meta = DocMeta(**{**meta, "dates": tuple(meta["dates"]), "years": tuple(meta["years"])})
         sections = tuple(Section(**s) for s in rec["sections"])
-        documents[rec["id"]] = Document(rec["id"], rec["source"], rec["text"], rec["sha256"], meta, sections)
+        documents[rec["id"]] = Document(rec["id"], rec["source"], rec["text"], rec["sha256"], meta, sections,
+                                        rec.get("path", ""))  # (no path: written before paths were kept)
     return documents
 
 

@@ -148,7 +148,9 @@ def test_incremental_equals_from_scratch(built, tmp_path):
         assert [(h.chunk.id, h.score) for h in ra.search(query, 5)] == [(h.chunk.id, h.score) for h in rb.search(query, 5)]
 
 
-def test_documents_indexed_from_elsewhere_are_kept_while_their_file_exists(built, tmp_path):
+def test_documents_indexed_from_elsewhere_are_kept(built, tmp_path):
+    """Indexing `other` drops nothing from elsewhere, even a document whose file is gone: only
+    indexing the path it came from (or `remove`) drops it."""
     seeds, index_dir = built
     other = tmp_path / "other"
     other.mkdir()
@@ -159,8 +161,11 @@ def test_documents_indexed_from_elsewhere_are_kept_while_their_file_exists(built
     ids = ids_by_prefix(seeds)
     (seeds / f"{ids['000']}.txt").unlink()
     report = build([other], index_dir)
-    assert report.removed == (ids["000"],)
-    assert len(store.load(index_dir).documents) == 5
+    assert report.removed == () and len(store.load(index_dir).documents) == 6
+    report = build([seeds / f"{ids['000']}.txt"], index_dir)  # the path it came from, now gone
+    assert report.removed == (ids["000"],) and report.documents == 5
+    with pytest.raises(UsageError, match="does not exist"):  # a gone path that held nothing indexed
+        build([tmp_path / "never"], index_dir)
 
 
 def test_changing_the_chunk_size_rechunks_everything(built):
