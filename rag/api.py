@@ -22,7 +22,7 @@ from .errors import RagError, UsageError
 from .indexer import BuildReport
 from .retriever import RetrievalConfig, Retriever
 from .store import IndexConfig
-from .types import Hit
+from .types import Document, Hit
 
 if TYPE_CHECKING:  # pragma: no cover
     from langchain_core.language_models import BaseChatModel
@@ -147,6 +147,11 @@ class RAG:
             reason = skipped[0][1] if skipped else "no supported document was given."
             raise UsageError(f"Nothing was added: {reason}")
         return self._write(lambda config, emb: indexer.update(self.index_dir, config, emb, add=docs, skipped=skipped))
+
+    def add_documents(self, docs: Iterable[Document]) -> BuildReport:
+        """Index documents already read (`rag.ingest.load_document`), e.g. from bytes not yet in their file."""
+        docs = list(docs)
+        return self._write(lambda config, emb: indexer.update(self.index_dir, config, emb, add=docs))
 
     def remove(self, doc_id: str) -> BuildReport:
         if doc_id not in self.documents:

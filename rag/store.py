@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections import Counter
@@ -70,10 +71,19 @@ def rebuild_hint(index_dir: Path) -> str:
 # ---------------------------------------------------------------- writing
 
 
+_held = threading.local()  # the index folders whose lock this thread holds
+
+
 @contextlib.contextmanager
 def write_lock(index_dir: Path):
-    """Exclusive lock on the index folder for the length of a build."""
+    """Exclusive lock on the index folder for the length of a build; a thread that holds it may
+    take it again (an upload holds it across writing its file, indexing and renaming)."""
     index_dir.mkdir(parents=True, exist_ok=True)
+    key = str(index_dir.resolve())
+    held = _held.__dict__.setdefault("dirs", set())
+    if key in held:
+        yield
+        return
     with open(index_dir / ".lock", "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -81,9 +91,11 @@ def write_lock(index_dir: Path):
             raise IndexLocked(
                 f"Another process is writing the index in {index_dir}; wait for it to finish and try again."
             ) from None
+        held.add(key)
         try:
             yield
         finally:
+            held.discard(key)
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 

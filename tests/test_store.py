@@ -490,20 +490,50 @@ def test_rebuild_keeps_only_the_given_paths(built, tmp_path):
 
 
 def test_write_lock_is_exclusive(tmp_path):
+    """Another thread (or process) is refused; the thread holding it may take it again."""
+    import threading
+
     index_dir = tmp_path / "index"
-    with store.write_lock(index_dir):
-        with pytest.raises(IndexLocked, match="Another process"):
+    errors = []
+
+    def other_thread():
+        try:
             with store.write_lock(index_dir):
                 pass
+        except IndexLocked as exc:
+            errors.append(exc)
+
+    with store.write_lock(index_dir):
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+        assert len(errors) == 1 and "Another process" in str(errors[0])
+        with store.write_lock(index_dir):  # the same thread again
+            pass
     with store.write_lock(index_dir):  # released after use
         pass
 
 
 def test_build_while_locked_raises_index_locked(built):
+    import threading
+
     seeds, index_dir = built
-    with store.write_lock(index_dir):
+    taken, release = threading.Event(), threading.Event()
+
+    def hold():  # another writer (a thread here; a process alike)
+        with store.write_lock(index_dir):
+            taken.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    taken.wait(30)
+    try:
         with pytest.raises(IndexLocked):
             build([seeds], index_dir)
+    finally:
+        release.set()
+        holder.join()
     build([seeds], index_dir)
 
 
