@@ -9,8 +9,12 @@ The HTML helpers need no Gradio; `build_chat` and `mount_chat` import it (it tak
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import html
+import os
+import shutil
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +39,8 @@ ALL = "Tất cả"
 DOC_WINDOW = 30_000  # characters of a long document shown around the citation inside the chat
 STREAM_STEPS = 10
 STREAM_DELAY = 0.03  # seconds between streamed pieces
+CHAT_CACHE = ".chat-cache"  # in the index folder: what the browser uploads, until it is indexed
+_TEMP_DIR_LOCK = threading.Lock()
 
 # ---------------------------------------------------------------- HTML, escaped
 
@@ -280,7 +286,11 @@ def build_chat(library: Library):
             return (None, *refresh())
         try:
             received = received_upload(path, upload.GRADIO_CACHE)
-            result = library.add_upload(received.name, received.read_bytes())
+            try:
+                data = received.read_bytes()
+            finally:
+                _discard(received, upload.GRADIO_CACHE)  # its copy in uploads/ is the one that stays
+            result = library.add_upload(received.name, data)
             verb = {"added": "Đã thêm", "updated": "Đã cập nhật", "unchanged": "Không đổi"}[result.status]
             status = f'<div class="rag-ok">✓ {verb} {esc(result.doc_id)} ({result.documents} tài liệu, {result.chunks} đoạn).</div>'
         except RagError as exc:
@@ -390,6 +400,46 @@ def _fetch_nothing(upload) -> None:
     upload.async_move_resource_to_block_cache = async_move_resource_to_block_cache
 
 
+def _discard(received: Path, cache_dir: str | Path) -> None:
+    """Delete a file the browser sent, and its folder (Gradio's per-content folder) once empty."""
+    received.unlink(missing_ok=True)
+    if received.parent != Path(cache_dir).resolve():
+        with contextlib.suppress(OSError):
+            received.parent.rmdir()
+
+
+def chat_cache(index_dir: str | Path) -> Path:
+    """The folder where the chat's uploads wait to be indexed: the index's own, readable by this user
+    only (Gradio's default, /tmp/gradio, is shared by every app on the machine and served by each)."""
+    return Path(index_dir) / CHAT_CACHE
+
+
+def _fresh_private_folder(folder: Path) -> None:
+    """`folder`, mode 0700, emptied: what is left there from an earlier run was never indexed."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    for child in folder.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _gradio_temp_dir(folder: Path):
+    """Gradio reads $GRADIO_TEMP_DIR when its components and its app are created: set it meanwhile."""
+    with _TEMP_DIR_LOCK:
+        before = os.environ.get("GRADIO_TEMP_DIR")
+        os.environ["GRADIO_TEMP_DIR"] = str(folder.resolve())
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop("GRADIO_TEMP_DIR", None)
+            else:
+                os.environ["GRADIO_TEMP_DIR"] = before
+
+
 def _in_folder(path: str, folder: str | Path) -> bool:
     try:
         return Path(path).resolve().is_relative_to(Path(folder).resolve())
@@ -424,16 +474,16 @@ def _question(message) -> str:
 
 
 def mount_chat(app: FastAPI, library: Library, password: str | None = None) -> FastAPI:
-    """Mount the chat at / of `app`; with a password (the API token) the chat asks for it first."""
-    import os
+    """Mount the chat at / of `app`; with a password (the API token) the chat asks for it first.
 
+    Files the browser uploads wait in the index's own cache (`chat_cache`), emptied at start."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
     from .server import MAX_UPLOAD_BYTES
 
-    demo = build_chat(library)
-    demo.queue(default_concurrency_limit=8)
+    cache = chat_cache(library.rag.index_dir)
+    _fresh_private_folder(cache)
     auth = None
     if password:
         def auth(username: str, given: str) -> bool:
@@ -441,11 +491,15 @@ def mount_chat(app: FastAPI, library: Library, password: str | None = None) -> F
 
     theme = gr.themes.Soft(font=["system-ui", "Segoe UI", "Roboto", "sans-serif"],
                            font_mono=["ui-monospace", "monospace"])
-    return gr.mount_gradio_app(
-        app, demo, path="/", css=CSS, head=HEAD, theme=theme, auth=auth,
-        auth_message="Nhập mật khẩu (RAG_API_TOKEN) để dùng ứng dụng." if password else None,
-        ssr_mode=False, max_file_size=MAX_UPLOAD_BYTES, footer_links=[],
-    )
+    with _gradio_temp_dir(cache):  # the components' cache and the upload route's folder
+        demo = build_chat(library)
+        demo.queue(default_concurrency_limit=8)
+        return gr.mount_gradio_app(
+            app, demo, path="/", css=CSS, head=HEAD, theme=theme, auth=auth,
+            auth_message="Nhập mật khẩu (RAG_API_TOKEN) để dùng ứng dụng." if password else None,
+            ssr_mode=False, max_file_size=MAX_UPLOAD_BYTES, footer_links=[],
+        )
 
 
-__all__ = ["EXAMPLES", "answer_html", "answer_stream", "build_chat", "document_html", "document_page", "esc", "mount_chat"]
+__all__ = ["EXAMPLES", "answer_html", "answer_stream", "build_chat", "chat_cache", "document_html", "document_page", "esc",
+           "mount_chat"]

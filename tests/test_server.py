@@ -482,3 +482,29 @@ def test_upload_into_a_damaged_index_keeps_every_document(tmp_path):
         assert c.get("/api/health").json()["documents"] == 6
         assert _ask(c, CANONICAL).json()["answer"] == "2,27%"
     assert len(store.load(tmp_path / "index").documents) == 6
+
+
+def test_each_index_has_its_own_private_chat_cache(tmp_path):
+    """A file sent to one instance's chat is kept in that index's own cache (0700), is not served by
+    another instance on the machine, and is deleted once indexed; nothing of it stays after removal."""
+    apps = {}
+    for name in ("a", "b"):
+        shutil.copytree(SEEDS, tmp_path / name / "seeds")
+        rag, _ = RAG.build([tmp_path / name / "seeds"], tmp_path / name / "index", model="none")
+        apps[name] = create_app(rag=rag, token="")
+    with BackgroundServer(apps["a"]) as url_a, BackgroundServer(apps["b"]) as url_b, \
+            httpx.Client(base_url=url_a, timeout=30) as a, httpx.Client(base_url=url_b, timeout=30) as b:
+        r = b.post("/gradio_api/upload", files={"files": ("ong b.txt", BEE_DOC.encode(), "text/plain")})
+        assert r.status_code == 200, r.text
+        cached = Path(r.json()[0])
+        cache = tmp_path / "b" / "index"
+        assert cached.is_relative_to(cache) and cached.is_file()
+        folder = next(p for p in cached.parents if p.parent == cache)
+        assert folder.stat().st_mode & 0o077 == 0, oct(folder.stat().st_mode)
+        assert a.get(f"/gradio_api/file={cached}").status_code in (403, 404)  # not the other instance's to serve
+        assert b.get(f"/gradio_api/file={cached}").status_code == 200
+        message = _gradio_upload_event(b, _file_data(str(cached), "ong b.txt"), "b1")
+        assert "Đã thêm ong b" in message["output"]["data"][1], message
+        assert not cached.exists()  # indexed, then gone from the cache
+        assert b.delete("/api/documents/ong b").status_code == 200
+        assert not [p for p in folder.rglob("*") if p.is_file() and p.name == "ong b.txt"]
