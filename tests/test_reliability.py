@@ -527,3 +527,25 @@ def test_an_upload_or_removal_killed_halfway_leaves_file_and_index_together(tmp_
     files = _uploads_agree_with_the_index(index_dir)
     assert files == ({} if expected is None else {"nuoi ong.txt": expected.encode()})
     assert len(store.load(index_dir).documents) == 5 + (expected is not None)
+
+
+# ---------------------------------------------------------------- the whole replay (eval/reliability.py)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_the_reliability_replay_passes_every_case(tmp_path):
+    """eval/reliability.py: every byte-flip, kill and race case ends in a clear refusal or a whole index
+    (about 5 minutes on 2 cores)."""
+    rows_file = tmp_path / "rows.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "eval" / "reliability.py"), "--workdir", str(tmp_path / "work"),
+         "--json", str(rows_file)],
+        capture_output=True, text=True, encoding="utf-8", cwd=ROOT, env=env(), timeout=1700,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    rows = json.loads(rows_file.read_text("utf-8"))
+    assert {r["group"] for r in rows} == {"damaged", "killed", "concurrent"}
+    assert len(rows) >= 45 and all(r["ok"] for r in rows), [r for r in rows if not r["ok"]]
+    assert proc.stdout.startswith("| group | case | outcome | verdict |")
+    assert not (tmp_path / "work").exists(), "the copies are removed unless --keep"

@@ -431,16 +431,20 @@ def test_chat_upload_reads_only_files_the_browser_sent(client, rag, index_dir, t
     secret.chmod(0o600)
     cache = Path(_upload_cache(client))
     sneaky = str(cache / os.path.relpath(secret, cache))  # "<cache>/../../…/secret.txt"
+    link = cache / "link" / "secret.txt"  # (a client cannot make one; the check resolves symlinks all the same)
+    link.parent.mkdir(exist_ok=True)
+    link.symlink_to(secret)
     before = set(rag.documents)
-    for i, path in enumerate((str(secret), sneaky)):
+    for i, path in enumerate((str(secret), sneaky, str(link), "http://127.0.0.1:9/secret.txt")):
         message = _gradio_upload_event(client, _file_data(path, "secret.txt"), f"evil{i}")
         status = message["output"]["data"][1] if message.get("success") else message["output"].get("error", "")
         assert "Không thêm được" in status and "tải lên" in status, message
         assert set(rag.documents) == before
         assert client.get("/api/documents/secret").status_code == 404
         assert not (index_dir / "uploads" / "secret.txt").exists()
-        copies = [p for p in cache.rglob("secret.txt")] if cache.exists() else []
+        copies = [p for p in cache.rglob("secret.txt") if p != link] if cache.exists() else []
         assert not copies, copies  # Gradio did not copy it into its cache either
+    link.unlink()
 
 
 def _upload_cache(client) -> str:
