@@ -386,15 +386,14 @@ def _fetch_nothing(upload) -> None:
     component makes Gradio write a .pyi file beside this module.)"""
     fetch, fetch_async = upload.move_resource_to_block_cache, upload.async_move_resource_to_block_cache
 
-    def move_resource_to_block_cache(url_or_file_path):
-        if url_or_file_path is None or not _in_folder(str(url_or_file_path), upload.GRADIO_CACHE):
-            return None if url_or_file_path is None else str(url_or_file_path)
-        return fetch(url_or_file_path)
+    def outside(path) -> bool:
+        return path is not None and not _in_folder(str(path), upload.GRADIO_CACHE)
 
-    async def async_move_resource_to_block_cache(url_or_file_path):
-        if url_or_file_path is None or not _in_folder(str(url_or_file_path), upload.GRADIO_CACHE):
-            return None if url_or_file_path is None else str(url_or_file_path)
-        return await fetch_async(url_or_file_path)
+    def move_resource_to_block_cache(path):
+        return str(path) if outside(path) else fetch(path)
+
+    async def async_move_resource_to_block_cache(path):
+        return str(path) if outside(path) else await fetch_async(path)
 
     upload.move_resource_to_block_cache = move_resource_to_block_cache
     upload.async_move_resource_to_block_cache = async_move_resource_to_block_cache
