@@ -22,7 +22,7 @@ from .errors import RagError, UsageError
 from .indexer import BuildReport
 from .retriever import RetrievalConfig, Retriever
 from .store import IndexConfig
-from .types import Hit
+from .types import Document, Hit
 
 if TYPE_CHECKING:  # pragma: no cover
     from langchain_core.language_models import BaseChatModel
@@ -77,13 +77,17 @@ class RAG:
         faiss_kind: str = "auto",
         progress: bool = False,
         llm: LLMOption = None,
+        rebuild: bool = False,
     ) -> tuple[RAG, BuildReport]:
-        """Index the files under `paths` (incrementally) and open the result (`llm` as in `open`)."""
+        """Index the files under `paths` (incrementally) and open the result (`llm` as in `open`).
+
+        `rebuild`: the index then holds these files and nothing else, whatever it held (the repair of
+        an index whose documents cannot be read back)."""
         llm = _llm(llm)
         index_dir = Path(index_dir) if index_dir else default_index_dir()
         embedder = load_embedder(model if model is not None else default_model())
         config = _config(embedder, chunk_size, chunk_overlap, faiss_kind)
-        report = indexer.build(paths, index_dir, config, embedder, progress=progress)
+        report = indexer.build(paths, index_dir, config, embedder, progress=progress, rebuild=rebuild)
         return cls(index_dir, Retriever(store.load(index_dir), embedder), llm), report
 
     # -- reading
@@ -148,6 +152,11 @@ class RAG:
             reason = skipped[0][1] if skipped else "no supported document was given."
             raise UsageError(f"Nothing was added: {reason}")
         return self._write(lambda config, emb: indexer.update(self.index_dir, config, emb, add=docs, skipped=skipped))
+
+    def add_documents(self, docs: Iterable[Document]) -> BuildReport:
+        """Index documents already read (`rag.ingest.load_document`), e.g. from bytes not yet in their file."""
+        docs = list(docs)
+        return self._write(lambda config, emb: indexer.update(self.index_dir, config, emb, add=docs))
 
     def remove(self, doc_id: str) -> BuildReport:
         if doc_id not in self.documents:

@@ -9,8 +9,12 @@ The HTML helpers need no Gradio; `build_chat` and `mount_chat` import it (it tak
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import html
+import os
+import shutil
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +39,8 @@ ALL = "Tất cả"
 DOC_WINDOW = 30_000  # characters of a long document shown around the citation inside the chat
 STREAM_STEPS = 10
 STREAM_DELAY = 0.03  # seconds between streamed pieces
+CHAT_CACHE = ".chat-cache"  # in the index folder: what the browser uploads, until it is indexed
+_TEMP_DIR_LOCK = threading.Lock()
 
 # ---------------------------------------------------------------- HTML, escaped
 
@@ -282,8 +288,12 @@ def build_chat(library: Library):
         if not path:
             return (None, *refresh())
         try:
-            data = Path(path).read_bytes()
-            result = library.add_upload(Path(path).name, data)
+            received = received_upload(path, upload.GRADIO_CACHE)
+            try:
+                data = received.read_bytes()
+            finally:
+                _discard(received, upload.GRADIO_CACHE)  # its copy in uploads/ is the one that stays
+            result = library.add_upload(received.name, data)
             verb = {"added": "Đã thêm", "updated": "Đã cập nhật", "unchanged": "Không đổi"}[result.status]
             status = f'<div class="rag-ok">✓ {verb} {esc(result.doc_id)} ({result.documents} tài liệu, {result.chunks} đoạn).</div>'
         except RagError as exc:
@@ -331,6 +341,7 @@ def build_chat(library: Library):
                     upload = gr.File(label="Tải tài liệu lên (txt, md, html, pdf, docx; tối đa 20 MB)",
                                      file_types=[".txt", ".md", ".html", ".htm", ".pdf", ".docx"],
                                      type="filepath", elem_id="rag-upload", height=140)
+                    _fetch_nothing(upload)
                     status = gr.HTML(elem_id="rag-upload-status")
                     doc_list = gr.HTML(documents_html(library.document_list()), elem_id="rag-docs")
                     remove_choice = gr.Dropdown(docs, value=None, label="Chọn tài liệu để xóa", elem_id="rag-remove-choice")
@@ -348,6 +359,94 @@ def build_chat(library: Library):
         remove.click(on_remove, [remove_choice], refreshed, concurrency_limit=1, api_visibility="private")
         demo.load(refresh, None, refreshed, api_visibility="private")
     return demo
+
+
+UPLOAD_REFUSED = ("chỉ nhận tệp vừa được tải lên qua trang này; "
+                  "đường dẫn tới tệp khác trên máy chủ bị từ chối.")
+
+
+def received_upload(path: str, cache_dir: str | Path) -> Path:
+    """The file the browser sent to this app's upload route, or UsageError (in Vietnamese) for any other path.
+
+    The event's payload names a path, and a client can name any path on the server; only a regular
+    file inside the chat's upload cache, symlinks and `..` resolved, is read.
+    """
+    try:
+        real = Path(path).resolve(strict=True)
+        inside = real.is_relative_to(Path(cache_dir).resolve()) and real.is_file()
+    except (OSError, RuntimeError, ValueError):  # missing, a symlink loop, a NUL byte
+        inside = False
+    if not inside:
+        raise UsageError(UPLOAD_REFUSED)
+    return real
+
+
+def _fetch_nothing(upload) -> None:
+    """Make the gr.File `upload` never fetch what an event names. Gradio (mounted, not launched: its
+    own path check is off) copies any path or URL a payload names into its cache before our handler
+    runs; with this, a path outside the cache is passed on untouched, to be refused by
+    `received_upload`, and nothing is copied. (A method of the instance: subclassing a Gradio
+    component makes Gradio write a .pyi file beside this module.)"""
+    fetch, fetch_async = upload.move_resource_to_block_cache, upload.async_move_resource_to_block_cache
+
+    def outside(path) -> bool:
+        return path is not None and not _in_folder(str(path), upload.GRADIO_CACHE)
+
+    def move_resource_to_block_cache(path):
+        return str(path) if outside(path) else fetch(path)
+
+    async def async_move_resource_to_block_cache(path):
+        return str(path) if outside(path) else await fetch_async(path)
+
+    upload.move_resource_to_block_cache = move_resource_to_block_cache
+    upload.async_move_resource_to_block_cache = async_move_resource_to_block_cache
+
+
+def _discard(received: Path, cache_dir: str | Path) -> None:
+    """Delete a file the browser sent, and its folder (Gradio's per-content folder) once empty."""
+    received.unlink(missing_ok=True)
+    if received.parent != Path(cache_dir).resolve():
+        with contextlib.suppress(OSError):
+            received.parent.rmdir()
+
+
+def chat_cache(index_dir: str | Path) -> Path:
+    """The folder where the chat's uploads wait to be indexed: the index's own, readable by this user
+    only (Gradio's default, /tmp/gradio, is shared by every app on the machine and served by each)."""
+    return Path(index_dir) / CHAT_CACHE
+
+
+def _fresh_private_folder(folder: Path) -> None:
+    """`folder`, mode 0700, emptied: what is left there from an earlier run was never indexed."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    for child in folder.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _gradio_temp_dir(folder: Path):
+    """Gradio reads $GRADIO_TEMP_DIR when its components and its app are created: set it meanwhile."""
+    with _TEMP_DIR_LOCK:
+        before = os.environ.get("GRADIO_TEMP_DIR")
+        os.environ["GRADIO_TEMP_DIR"] = str(folder.resolve())
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop("GRADIO_TEMP_DIR", None)
+            else:
+                os.environ["GRADIO_TEMP_DIR"] = before
+
+
+def _in_folder(path: str, folder: str | Path) -> bool:
+    try:
+        return Path(path).resolve().is_relative_to(Path(folder).resolve())
+    except (OSError, RuntimeError, ValueError):
+        return False
 
 
 def _fixed(respond, question: str):
@@ -377,16 +476,16 @@ def _question(message) -> str:
 
 
 def mount_chat(app: FastAPI, library: Library, password: str | None = None) -> FastAPI:
-    """Mount the chat at / of `app`; with a password (the API token) the chat asks for it first."""
-    import os
+    """Mount the chat at / of `app`; with a password (the API token) the chat asks for it first.
 
+    Files the browser uploads wait in the index's own cache (`chat_cache`), emptied at start."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
     from .server import MAX_UPLOAD_BYTES
 
-    demo = build_chat(library)
-    demo.queue(default_concurrency_limit=8)
+    cache = chat_cache(library.rag.index_dir)
+    _fresh_private_folder(cache)
     auth = None
     if password:
         def auth(username: str, given: str) -> bool:
@@ -394,11 +493,15 @@ def mount_chat(app: FastAPI, library: Library, password: str | None = None) -> F
 
     theme = gr.themes.Soft(font=["system-ui", "Segoe UI", "Roboto", "sans-serif"],
                            font_mono=["ui-monospace", "monospace"])
-    return gr.mount_gradio_app(
-        app, demo, path="/", css=CSS, head=HEAD, theme=theme, auth=auth,
-        auth_message="Nhập mật khẩu (RAG_API_TOKEN) để dùng ứng dụng." if password else None,
-        ssr_mode=False, max_file_size=MAX_UPLOAD_BYTES, footer_links=[],
-    )
+    with _gradio_temp_dir(cache):  # the components' cache and the upload route's folder
+        demo = build_chat(library)
+        demo.queue(default_concurrency_limit=8)
+        return gr.mount_gradio_app(
+            app, demo, path="/", css=CSS, head=HEAD, theme=theme, auth=auth,
+            auth_message="Nhập mật khẩu (RAG_API_TOKEN) để dùng ứng dụng." if password else None,
+            ssr_mode=False, max_file_size=MAX_UPLOAD_BYTES, footer_links=[],
+        )
 
 
-__all__ = ["EXAMPLES", "answer_html", "answer_stream", "build_chat", "document_html", "document_page", "esc", "mount_chat"]
+__all__ = ["EXAMPLES", "answer_html", "answer_stream", "build_chat", "chat_cache", "document_html", "document_page", "esc",
+           "mount_chat"]

@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-overlap", type=int, default=150)
     p.add_argument("--faiss", default="auto", choices=["auto", "flat", "hnsw", "ivfpq"])
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--rebuild", action="store_true",
+                   help="the index holds these files and nothing else, whatever it held (repairs an index whose "
+                        "documents cannot be read back)")
     common(p)
     p.set_defaults(func=cmd_index)
 
@@ -143,7 +146,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     rag, report = RAG.build(
         args.paths, args.index_dir, model=args.model, chunk_size=args.chunk_size,
-        chunk_overlap=args.chunk_overlap, faiss_kind=args.faiss, progress=not args.quiet,
+        chunk_overlap=args.chunk_overlap, faiss_kind=args.faiss, progress=not args.quiet, rebuild=args.rebuild,
     )
     for path, reason in report.skipped:
         print(f"Skipped {path}: {reason}", file=sys.stderr)

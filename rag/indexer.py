@@ -6,8 +6,9 @@ import hashlib
 import os
 import sys
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from .chunker import chunk_document
 from .dense import DenseIndex
 from .embed import Embedder
 from .errors import IndexCorrupt, IndexNotFound, RagError, UsageError
-from .ingest import load_document
+from .ingest import document_file, load_document
 from .lexical import LexicalIndex
 from .loaders import iter_files
 from .store import IndexConfig, Snapshot
@@ -60,9 +61,9 @@ def read_documents(paths: Iterable[str | Path], progress: bool = False) -> tuple
         except UsageError as exc:
             skipped.append((str(path), str(exc)))
             continue
-        if doc.id in seen:  # same stem in two folders: an id unique and stable, from the path
-            suffix = hashlib.sha256(doc.source.encode("utf-8")).hexdigest()[:8]
-            doc = Document(f"{doc.id}-{suffix}", doc.source, doc.text, doc.sha256, doc.meta, doc.sections)
+        if doc.id in seen:  # same stem in two folders: an id unique and stable, from the file's path
+            suffix = hashlib.sha256(doc.path.encode("utf-8")).hexdigest()[:8]
+            doc = replace(doc, id=f"{doc.id}-{suffix}")
         seen.add(doc.id)
         docs.append(doc)
     return docs, skipped
@@ -75,25 +76,31 @@ def build(
     embedder: Embedder | None,
     *,
     progress: bool = False,
+    rebuild: bool = False,
 ) -> BuildReport:
     """Index the files under `paths` into `index_dir`.
 
-    Documents already indexed from elsewhere are kept while their file exists; documents under
-    `paths` whose file is gone are dropped.
+    A document is dropped only when its file is gone from under `paths` (a path that no longer
+    exists drops the documents indexed from under it); the others are kept, wherever their files
+    are and whatever the current directory. Files are told apart by their absolute paths.
+    `rebuild`: the index holds the files under `paths` and nothing else, whatever it held before
+    (the repair of an index whose documents cannot be read).
     """
     paths = [Path(p) for p in paths]
-    docs, skipped = read_documents(paths, progress)
-    if not docs and not skipped:
+    gone = [p for p in paths if not p.exists()]
+    docs, skipped = read_documents([p for p in paths if p.exists()], progress)
+    if not docs and not skipped and not gone:
         raise UsageError("Nothing to index: the given paths hold no supported documents (the index is unchanged).")
-    if not docs and skipped:
+    if not docs and skipped and not gone:
         raise UsageError(f"No document could be read; first problem: {skipped[0][1]}")
+    roots = [p.resolve() for p in paths]
 
     def keep_old(doc: Document) -> bool:
-        source = Path(doc.source)
-        covered = any(source.resolve().is_relative_to(p.resolve()) for p in paths)
-        return source.exists() and not covered
+        file = document_file(doc)  # None: unknown (an old index, seen from another directory): kept
+        return file is None or file.exists() or not any(file.is_relative_to(root) for root in roots)
 
-    return update(index_dir, config, embedder, add=docs, keep=keep_old, skipped=skipped, progress=progress)
+    return update(index_dir, config, embedder, add=docs, keep=keep_old, skipped=skipped, progress=progress,
+                  rebuild=rebuild, gone=gone)
 
 
 def update(
@@ -106,29 +113,43 @@ def update(
     remove: Iterable[str] = (),
     skipped: list[tuple[str, str]] | None = None,
     progress: bool = False,
+    rebuild: bool = False,
+    gone: Iterable[Path] = (),
 ) -> BuildReport:
-    """Write a new snapshot: the old documents that `keep` accepts, minus `remove`, plus `add`."""
+    """Write a new snapshot: the old documents that `keep` accepts, minus `remove`, plus `add`
+    (`rebuild`: `add` alone). A live snapshot that cannot be read is rebuilt from its documents,
+    else the write is refused: a write never drops a document it was not asked to drop.
+    `gone`: paths that no longer exist; each must have held an indexed document, else UsageError."""
     with store.write_lock(index_dir):
-        old = _load_reusable(index_dir, config, embedder)
+        old = None if rebuild else _load_reusable(index_dir, config, embedder)
+        old_docs = old.documents if old is not None else {}
+        for path in gone:
+            root = path.resolve()
+            if not any((f := document_file(d)) is not None and f.is_relative_to(root) for d in old_docs.values()):
+                raise UsageError(f"{path} does not exist.")
         remove = set(remove)
         new_ids = {d.id for d in add}
         documents: dict[str, Document] = {}
-        if old is not None:
-            for doc in old.documents.values():
-                if doc.id not in new_ids and doc.id not in remove and keep(doc):
-                    documents[doc.id] = doc
-        old_docs = old.documents if old is not None else {}
+        reused: set[str] = set()  # documents whose chunks (and vectors) the old index holds
+        for doc in old_docs.values():
+            if doc.id not in new_ids and doc.id not in remove and keep(doc):
+                if not doc.path and (file := document_file(doc)) is not None:
+                    doc = replace(doc, path=str(file))  # an index of the older format learns where its files are
+                documents[doc.id] = doc
+                reused.add(doc.id)
         added, updated, unchanged = [], [], []
         for doc in add:
             prev = old_docs.get(doc.id)
-            if prev is not None and prev.sha256 == doc.sha256 and prev.source == doc.source:
-                documents[doc.id] = prev
-                unchanged.append(doc.id)
+            if prev is not None and prev.sha256 == doc.sha256:  # the same content: its chunks are kept
+                same_file = (prev.path or str(document_file(prev))) == doc.path
+                documents[doc.id] = replace(prev, path=doc.path) if same_file else replace(prev, source=doc.source, path=doc.path)
+                reused.add(doc.id)
+                (unchanged if same_file else updated).append(doc.id)
             else:
                 documents[doc.id] = doc
                 (updated if prev is not None else added).append(doc.id)
         removed = sorted(set(old_docs) - set(documents))
-        snapshot = _assemble(documents, old, config, embedder, progress)
+        snapshot = _assemble(documents, old, reused, config, embedder, progress)
         path = store.save(snapshot, index_dir, config, embedder.dim if snapshot.dense is not None else None)
         return BuildReport(
             tuple(added), tuple(updated), tuple(unchanged), tuple(removed), tuple(skipped or ()),
@@ -136,34 +157,88 @@ def update(
         )
 
 
-def _load_reusable(index_dir: Path, config: IndexConfig, embedder: Embedder | None) -> Snapshot | None:
-    """The live snapshot when its chunks (and vectors) can be reused by this build."""
+class Reusable(NamedTuple):
+    """What a write builds on: the live index's documents and, where they can serve, its chunks and vectors."""
+
+    documents: dict[str, Document]
+    chunks: list[Chunk]
+    vectors: np.ndarray | None
+
+
+def _load_reusable(index_dir: Path, config: IndexConfig, embedder: Embedder | None) -> Reusable | None:
+    """The live snapshot, with what this build can reuse; None when there is no index yet."""
     try:
         old = store.load(index_dir)
     except IndexNotFound:
-        return None
+        if not any(index_dir.glob("snap-*")):
+            return None
+        old = _salvage(index_dir, IndexNotFound(f"{index_dir / 'CURRENT'} is missing."))
     except IndexCorrupt as exc:
-        print(f"{exc} Rebuilding it from the files.", file=sys.stderr)
-        return None
+        old = _salvage(index_dir, exc)
     manifest = old.manifest
-    if manifest["chunking"] != asdict(config.chunk):
-        return _without_chunks(old)
+    if manifest.get("chunking") != asdict(config.chunk):
+        return Reusable(old.documents, [], None)
+    vectors = old.vectors
     same_model = (
-        embedder is not None and manifest["model"]["name"] == embedder.name and store.model_build(manifest) == embedder.build
+        embedder is not None and (manifest.get("model") or {}).get("name") == embedder.name
+        and store.model_build(manifest) == embedder.build
     )
-    if not same_model or old.vectors is None or old.vectors.shape[1] != embedder.dim:  # (a hand-edited manifest)
-        old.vectors, old.dense = None, None
-    return old
+    if not same_model or vectors is None or vectors.shape[1] != embedder.dim:  # (a hand-edited manifest)
+        vectors = None
+    return Reusable(old.documents, old.chunks, vectors)
 
 
-def _without_chunks(old: Snapshot) -> Snapshot:
-    return Snapshot(old.documents, [], old.lexical, None, None, old.manifest, old.path)
+def _salvage(index_dir: Path, exc: RagError) -> store.Salvage:
+    """The documents of a live snapshot that does not load: from its documents.jsonl when that is
+    intact (chunks and vectors too when intact), else from their files when every one is there with
+    the same content; else IndexCorrupt, naming the command that rebuilds."""
+    found = store.salvage(index_dir)
+    what = ", ".join(found.damaged) or str(exc).split(";")[0].rstrip(".")
+    if found.documents is not None:
+        print(f"The index in {index_dir} is damaged ({what}); its {len(found.documents)} documents are kept, "
+              "read back from documents.jsonl and indexed again.", file=sys.stderr)
+        return found
+    documents = _documents_from_files(found.manifest) if found.manifest is not None else None
+    if documents is None:
+        raise IndexCorrupt(
+            f"The index in {index_dir} is damaged ({what}) and the documents it holds cannot be read back, "
+            f"so nothing was changed; rebuild it from your files with "
+            f"`rag index {_source_folders(found.manifest)} --index-dir {index_dir} --rebuild`."
+        )
+    print(f"The index in {index_dir} is damaged ({what}); its {len(documents)} documents are kept, "
+          "read again from their files and indexed again.", file=sys.stderr)
+    return store.Salvage(documents, [], None, found.manifest, found.damaged)
+
+
+def _documents_from_files(manifest: dict) -> dict[str, Document] | None:
+    """Every document the manifest lists, read from its file; None unless all are there, unchanged."""
+    documents = {}
+    for doc_id, info in manifest["documents"].items():
+        try:
+            doc = load_document(Path(info.get("path") or info["source"]), source=info["source"])
+        except (OSError, UsageError, KeyError, TypeError):
+            return None
+        if doc.sha256 != info.get("sha256"):
+            return None
+        documents[doc_id] = replace(doc, id=doc_id)
+    return documents
+
+
+def _source_folders(manifest: dict | None) -> str:
+    """The folders the manifest's documents came from, for a command line; "PATH …" when unknown."""
+    import shlex
+
+    sources = [info.get("path") or info.get("source")
+               for info in (manifest or {}).get("documents", {}).values() if isinstance(info, dict)]
+    folders = sorted({str(Path(s).parent) for s in sources if isinstance(s, str) and s})
+    return " ".join(shlex.quote(f) for f in folders) or "PATH …"
 
 
 def _assemble(
-    documents: dict[str, Document], old: Snapshot | None, config: IndexConfig, embedder: Embedder | None, progress: bool
+    documents: dict[str, Document], old: Reusable | None, reused: set[str], config: IndexConfig,
+    embedder: Embedder | None, progress: bool,
 ) -> Snapshot:
-    """Chunks and vectors for all documents, reusing the old snapshot's where the document is unchanged."""
+    """Chunks and vectors for all documents, reusing the old snapshot's for the `reused` ones."""
     old_chunks: dict[str, list[tuple[int, Chunk]]] = {}
     if old is not None:
         for i, chunk in enumerate(old.chunks):
@@ -172,9 +247,9 @@ def _assemble(
     vector_rows: list[np.ndarray | None] = []
     to_embed: list[int] = []
     for doc in _progress(list(documents.values()), "Chunking", progress):
-        reused = old_chunks.get(doc.id) if old is not None and old.documents.get(doc.id) is doc else None
-        if reused:
-            for i, chunk in reused:
+        kept = old_chunks.get(doc.id) if doc.id in reused else None
+        if kept:
+            for i, chunk in kept:
                 chunks.append(chunk)
                 vector_rows.append(old.vectors[i] if old.vectors is not None else None)
         else:

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import unicodedata
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,16 +34,18 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from .answer import Answer
+from . import store
 from .api import RAG, search_json
 from .errors import IndexCorrupt, IndexLocked, IndexNotFound, RagError, UsageError
-from .ingest import load_document
-from .loaders import SUPPORTED
+from .ingest import document_file, load_document
+from .loaders import SUPPORTED, sha256
 
 MAX_QUESTION_CHARS = 2000
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_JSON_BYTES = 64 * 1024
 MAX_NAME_CHARS = 200
 UPLOADS = "uploads"  # folder inside the index folder that keeps uploaded files (their `source`)
+STAGED = ".incoming-"  # an upload's bytes in uploads/ until the index holds them: .incoming-<8 hex>-<name>
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 _NAME_OK = re.compile(r"[\w\- .,()+&'\[\]]+")
@@ -97,6 +100,7 @@ class Library:
         self.rag = rag
         self.uploads_dir = Path(uploads_dir) if uploads_dir else Path(rag.index_dir) / UPLOADS
         self._write = threading.Lock()  # one upload or removal at a time
+        self.recover_uploads()
 
     # -- reading
 
@@ -124,43 +128,114 @@ class Library:
     # -- writing
 
     def add_upload(self, name: str | None, data: bytes) -> Upload:
-        """Keep the file in the uploads folder and index it incrementally."""
+        """Keep the file in the uploads folder and index it incrementally.
+
+        The file and the index change together or not at all: under the index's lock the bytes are
+        staged beside the file, the index is swapped, then the staged file is renamed over the old
+        one; a process killed in between is finished or undone when the server starts again.
+        """
         name = safe_file_name(name)
         if len(data) > MAX_UPLOAD_BYTES:
             raise UsageError(f"{name} is larger than {MAX_UPLOAD_BYTES // 2**20} MB.")
         target = self.uploads_dir / name
-        load_document(target, data)  # parse before touching anything: unreadable files change nothing
-        with self._write:
+        doc = load_document(target, data)  # parse before touching anything: unreadable files change nothing
+        with self._write, store.write_lock(Path(self.rag.index_dir)):
             existing = self.rag.documents.get(target.stem)
-            if existing is not None and Path(existing.source).resolve() != target.resolve():
+            if existing is not None and document_file(existing) != target.resolve():
                 raise Conflict(f"A document with id {target.stem!r} is already indexed from {existing.source}; "
                                "rename the file or remove that document first.")
-            self.uploads_dir.mkdir(parents=True, exist_ok=True)
-            previous = target.read_bytes() if target.exists() else None
-            tmp = self.uploads_dir / f".tmp-{os.getpid()}-{threading.get_ident()}-{name}"
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
+            self._private_folder()
+            staged = self.uploads_dir / f"{STAGED}{uuid.uuid4().hex[:8]}-{name}"
+            _write_private(staged, data)
             try:
-                report = self.rag.add([target])
-            except BaseException:
-                if previous is None:
-                    target.unlink(missing_ok=True)
-                else:
-                    target.write_bytes(previous)
-                raise
+                report = self.rag.add_documents([doc])
+                os.replace(staged, target)
+                _fsync_dir(self.uploads_dir)
+            finally:
+                staged.unlink(missing_ok=True)
         status = "added" if report.added else "updated" if report.updated else "unchanged"
         return Upload(target.stem, status, report.documents, report.chunks)
 
+    def _private_folder(self) -> None:
+        """The uploads folder, readable by this user only (uploads may be private documents)."""
+        self.uploads_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.uploads_dir.stat().st_mode & 0o077:
+            self.uploads_dir.chmod(0o700)
+
     def remove(self, doc_id: str) -> dict:
-        with self._write:
+        with self._write, store.write_lock(Path(self.rag.index_dir)):
             doc = self.rag.documents.get(doc_id)
             if doc is None:
                 raise KeyError(doc_id)
             report = self.rag.remove(doc_id)
-            source = Path(doc.source)
-            if source.resolve().is_relative_to(self.uploads_dir.resolve()):  # an uploaded copy goes too; files elsewhere are the user's
-                source.unlink(missing_ok=True)
+            file = document_file(doc)
+            if file is not None and file.is_relative_to(self.uploads_dir.resolve()):  # an uploaded copy goes too; files elsewhere are the user's
+                file.unlink(missing_ok=True)
         return {"removed": doc_id, "documents": report.documents, "chunks": report.chunks}
+
+    def recover_uploads(self) -> None:
+        """Put uploads/ back in step with the index after a write killed halfway (run at start).
+
+        A staged file whose bytes the index already holds for its name goes live (the process died
+        after the index's swap); any other staged file goes; a file no indexed document comes from
+        goes (an upload that never made it into the index, or a removal that did) when the folder
+        is the index's own `uploads/`. Nothing is touched while another process writes the index,
+        or when the index cannot be read.
+        """
+        if not self.uploads_dir.is_dir():
+            return
+        try:
+            with store.write_lock(Path(self.rag.index_dir)):
+                self._recover(store.read_manifest(Path(self.rag.index_dir))["documents"])
+        except (IndexLocked, IndexCorrupt, IndexNotFound, KeyError, TypeError):
+            return
+
+    def _recover(self, documents: dict) -> None:
+        folder = self.uploads_dir.resolve()
+        own = folder == (Path(self.rag.index_dir) / UPLOADS).resolve()  # a folder given by the caller may hold other files
+        indexed: dict[str, str] = {}  # file name in uploads/ → the sha256 the index holds for it
+        for info in documents.values():
+            path = Path(info.get("path") or "")
+            if path.parent == folder:
+                indexed[path.name] = info["sha256"]
+            elif not info.get("path"):  # an index written before paths were kept: known by name only
+                indexed.setdefault(Path(info["source"]).name, "")
+        self._private_folder()
+        for child in sorted(self.uploads_dir.iterdir()):
+            if not child.is_file() or child.is_symlink():
+                continue
+            if child.name.startswith(STAGED):
+                name = child.name.split("-", 2)[-1]
+                if indexed.get(name) == sha256(child.read_bytes()):
+                    os.replace(child, self.uploads_dir / name)
+                    print(f"Finished an upload of {name} that was interrupted after indexing.", file=sys.stderr)
+                else:
+                    child.unlink()
+            elif own and (child.name.startswith(".tmp-") or child.name not in indexed):
+                child.unlink()
+                if not child.name.startswith(".tmp-"):
+                    print(f"Removed {child}: no document of the index comes from it "
+                          "(an upload or removal was interrupted).", file=sys.stderr)
+            elif child.stat().st_mode & 0o077:
+                child.chmod(0o600)
+        _fsync_dir(self.uploads_dir)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write `data` to a new file readable by this user only, synced to disk."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 class Conflict(UsageError):

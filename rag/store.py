@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections import Counter
@@ -81,10 +82,19 @@ def rebuild_hint(index_dir: Path) -> str:
 # ---------------------------------------------------------------- writing
 
 
+_held = threading.local()  # the index folders whose lock this thread holds
+
+
 @contextlib.contextmanager
 def write_lock(index_dir: Path):
-    """Exclusive lock on the index folder for the length of a build."""
+    """Exclusive lock on the index folder for the length of a build; a thread that holds it may
+    take it again (an upload holds it across writing its file, indexing and renaming)."""
     index_dir.mkdir(parents=True, exist_ok=True)
+    key = str(index_dir.resolve())
+    held = _held.__dict__.setdefault("dirs", set())
+    if key in held:
+        yield
+        return
     with open(index_dir / ".lock", "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -92,9 +102,11 @@ def write_lock(index_dir: Path):
             raise IndexLocked(
                 f"Another process is writing the index in {index_dir}; wait for it to finish and try again."
             ) from None
+        held.add(key)
         try:
             yield
         finally:
+            held.discard(key)
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
@@ -128,7 +140,7 @@ def save(snapshot: Snapshot, index_dir: Path, config: IndexConfig, dim: int | No
         "lexical": asdict(config.lexical),
         "counts": {"documents": len(snapshot.documents), "chunks": len(snapshot.chunks)},
         "documents": {
-            d.id: {"source": d.source, "sha256": d.sha256, "chunks": per_doc.get(d.id, 0)}
+            d.id: {"source": d.source, "path": d.path, "sha256": d.sha256, "chunks": per_doc.get(d.id, 0)}
             for d in snapshot.documents.values()
         },
         "versions": _versions(),
@@ -206,7 +218,7 @@ def _versions() -> dict[str, str]:
 def _doc_record(doc: Document) -> dict:
     # (flat dataclasses of str, numbers and tuples: their __dict__, not asdict's deep copies)
     return {
-        "id": doc.id, "source": doc.source, "sha256": doc.sha256, "text": doc.text,
+        "id": doc.id, "source": doc.source, "path": doc.path, "sha256": doc.sha256, "text": doc.text,
         "meta": dict(vars(doc.meta)), "sections": [dict(vars(s)) for s in doc.sections],
     }
 
@@ -289,16 +301,8 @@ def _load(index_dir: Path, snap: Path, verify: bool) -> Snapshot:
             if not intact:
                 raise IndexCorrupt(f"The index file {rel} in {index_dir} is missing or damaged; {rebuild_hint(index_dir)}.")
     try:
-        documents = {}
-        for rec in _read_jsonl(snap / "documents.jsonl"):
-            meta = rec["meta"]
-            meta = DocMeta(**{**meta, "dates": tuple(meta["dates"]), "years": tuple(meta["years"])})
-            sections = tuple(Section(**s) for s in rec["sections"])
-            documents[rec["id"]] = Document(rec["id"], rec["source"], rec["text"], rec["sha256"], meta, sections)
-        chunks = []
-        for rec in _read_jsonl(snap / "chunks.jsonl"):
-            text = documents[rec["doc_id"]].text[rec["start"] : rec["end"]]
-            chunks.append(Chunk(text=text, **{**rec, "places": tuple(rec["places"])}))
+        documents = _read_documents(snap)
+        chunks = _read_chunks(snap, documents)
         lexical = LexicalIndex.load(snap / "lexical")
         vectors = dense = None
         if manifest["mode"] == "dense":
@@ -315,6 +319,94 @@ def _load(index_dir: Path, snap: Path, verify: bool) -> Snapshot:
             f"{rebuild_hint(index_dir)}."
         )
     return Snapshot(documents, chunks, lexical, vectors, dense, manifest, snap)
+
+
+def _read_documents(snap: Path) -> dict[str, Document]:
+    documents = {}
+    for rec in _read_jsonl(snap / "documents.jsonl"):
+        meta = rec["meta"]
+        meta = DocMeta(**{**meta, "dates": tuple(meta["dates"]), "years": tuple(meta["years"])})
+        sections = tuple(Section(**s) for s in rec["sections"])
+        documents[rec["id"]] = Document(rec["id"], rec["source"], rec["text"], rec["sha256"], meta, sections,
+                                        rec.get("path", ""))  # (no path: written before paths were kept)
+    return documents
+
+
+def _read_chunks(snap: Path, documents: dict[str, Document]) -> list[Chunk]:
+    chunks = []
+    for rec in _read_jsonl(snap / "chunks.jsonl"):
+        text = documents[rec["doc_id"]].text[rec["start"] : rec["end"]]
+        chunks.append(Chunk(text=text, **{**rec, "places": tuple(rec["places"])}))
+    return chunks
+
+
+# ---------------------------------------------------------------- what a damaged index still holds
+
+
+@dataclass
+class Salvage:
+    """What is intact in a snapshot that does not load, for a write to build on (see `salvage`)."""
+
+    documents: dict[str, Document] | None  # None: documents.jsonl cannot be trusted
+    chunks: list[Chunk]  # [] unless chunks.jsonl is intact and of this format
+    vectors: np.ndarray | None  # None unless vectors.npy is intact too
+    manifest: dict | None  # None: no manifest of this program that can be read
+    damaged: tuple[str, ...]  # what is missing or fails its checksum ("lexical/tokens.npy", "CURRENT", …)
+
+
+def salvage(index_dir: Path) -> Salvage:
+    """Read what can still be trusted in the live snapshot: each file is used only when its checksum
+    matches the manifest. CURRENT missing or dangling: the newest snapshot folder stands in.
+    Lexical and FAISS files are never needed: a write rebuilds them from the chunks."""
+    index_dir = Path(index_dir)
+    try:
+        name = _current_name(index_dir)
+    except IndexCorrupt:
+        name = None
+    snap = index_dir / name if name and name.startswith("snap-") and "/" not in name else None
+    pointer: tuple[str, ...] = ()
+    if snap is None or not snap.is_dir():
+        newest = sorted(p for p in index_dir.glob("snap-*") if p.is_dir()) if index_dir.is_dir() else []
+        if not newest:
+            return Salvage(None, [], None, None, ("CURRENT",))
+        snap, pointer = newest[-1], ("CURRENT",)
+    try:
+        manifest = json.loads((snap / "manifest.json").read_text("utf-8"))
+        files = manifest["files"]
+        ours = manifest.get("format") == FORMAT_NAME and manifest["format_version"] <= FORMAT_VERSION
+    except (OSError, ValueError, KeyError, TypeError):
+        ours = False
+    if not ours or not isinstance(files, dict) or not isinstance(manifest.get("documents"), dict):
+        return Salvage(None, [], None, None, (*pointer, "manifest.json"))
+    damaged = pointer + tuple(rel for rel, digest in files.items() if not _intact(snap / rel, digest))
+    usable = lambda rel: rel in files and rel not in damaged  # noqa: E731
+    documents, chunks, vectors = None, [], None
+    try:
+        if usable("documents.jsonl"):
+            documents = _read_documents(snap)
+            if set(documents) != set(manifest["documents"]):
+                documents = None
+    except (OSError, ValueError, KeyError, TypeError):
+        documents = None
+    if documents is not None and manifest["format_version"] == FORMAT_VERSION and usable("chunks.jsonl"):
+        try:
+            chunks = _read_chunks(snap, documents)
+            if manifest.get("mode") == "dense" and usable("vectors.npy"):
+                vectors = np.load(snap / "vectors.npy")
+                if vectors.ndim != 2 or len(vectors) != len(chunks):
+                    vectors = None
+        except (OSError, ValueError, KeyError, TypeError):
+            chunks, vectors = [], None
+    if documents is None and "documents.jsonl" not in damaged:
+        damaged += ("documents.jsonl",)
+    return Salvage(documents, chunks, vectors, manifest, damaged)
+
+
+def _intact(path: Path, digest: str) -> bool:
+    try:
+        return _sha256_file(path) == digest
+    except OSError:
+        return False
 
 
 def _read_jsonl(path: Path):

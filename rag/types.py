@@ -34,11 +34,13 @@ class Section:
 @dataclass(frozen=True)
 class Document:
     id: str  # the file stem: "004_1400c37e89a2c6fc"
-    source: str  # path as given: "seeds/004_1400c37e89a2c6fc.txt"
+    source: str  # the file for people: relative to the directory it was indexed from when under it
+    #              ("seeds/004_1400c37e89a2c6fc.txt"), else absolute
     text: str  # the cleaned text; citations are offsets into it
     sha256: str  # hash of the raw file bytes
     meta: DocMeta = field(default_factory=DocMeta)
     sections: tuple[Section, ...] = ()
+    path: str = ""  # the file's absolute, resolved path: what identifies it ("" in indexes written before it was kept)
 
 
 @dataclass(frozen=True)

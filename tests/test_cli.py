@@ -327,3 +327,83 @@ def test_console_script(subprocess_index):
     )
     assert proc.returncode == 0, proc.stderr
     assert set(json.loads(proc.stdout)) == RESULT_KEYS
+
+
+# ---------------------------------------------------------------- the current directory does not matter
+
+
+def _repo_with_seeds(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    (repo / "seeds").mkdir(parents=True)
+    for path in SEEDS.glob("*.txt"):
+        (repo / "seeds" / path.name).write_bytes(path.read_bytes())
+    return repo
+
+
+def _one_file(tmp_path: Path) -> Path:
+    one = tmp_path / "home" / "one.txt"
+    one.parent.mkdir(parents=True)
+    one.write_text("Giải quyết việc làm cho 5.000 lao động tỉnh Quảng Bình năm 2023.\n", "utf-8")
+    return one
+
+
+def test_indexing_from_another_directory_removes_nothing(tmp_path):
+    """`cd repo && rag index seeds`, then `cd elsewhere && rag index ~/one.txt`: 1 added, nothing removed;
+    sources read as they were given from the repo ("seeds/…")."""
+    repo, elsewhere, index_dir = _repo_with_seeds(tmp_path), tmp_path / "elsewhere", tmp_path / "I"
+    elsewhere.mkdir()
+    first = run_cli("index", "seeds", "--index-dir", str(index_dir), "--model", "none", "--quiet", cwd=repo)
+    assert first.returncode == 0 and "5 added" in first.stdout, first.stderr
+    proc = run_cli("index", str(_one_file(tmp_path)), "--index-dir", str(index_dir), "--model", "none", "--quiet",
+                   cwd=elsewhere)
+    assert proc.returncode == 0, proc.stderr
+    assert "6 documents" in proc.stdout and "1 added" in proc.stdout and "removed" not in proc.stdout
+    from rag import store
+
+    docs = store.load(index_dir).documents
+    assert sorted(d.source for d in docs.values() if d.id != "one") == sorted(f"seeds/{p.name}" for p in SEEDS.glob("*.txt"))
+    assert docs["one"].source == str(tmp_path / "home" / "one.txt")
+    again = run_cli("index", "../repo/seeds", "--index-dir", str(index_dir), "--model", "none", "--quiet", cwd=elsewhere)
+    assert again.returncode == 0 and "5 unchanged" in again.stdout and "removed" not in again.stdout, again.stdout
+
+
+def test_a_deleted_file_is_dropped_only_when_its_path_is_given(tmp_path):
+    repo, index_dir = _repo_with_seeds(tmp_path), tmp_path / "I"
+    one = _one_file(tmp_path)
+    assert run_cli("index", "seeds", str(one), "--index-dir", str(index_dir), "--model", "none", "--quiet",
+                   cwd=repo).returncode == 0
+    one.unlink()
+    proc = run_cli("index", "seeds", "--index-dir", str(index_dir), "--model", "none", "--quiet", cwd=repo)
+    assert proc.returncode == 0 and "6 documents" in proc.stdout and "removed" not in proc.stdout, proc.stdout
+    proc = run_cli("index", str(one), "--index-dir", str(index_dir), "--model", "none", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0 and "5 documents" in proc.stdout and "1 removed" in proc.stdout, proc.stderr
+
+
+def test_an_index_written_before_paths_were_recorded_keeps_working(tmp_path):
+    """Sources relative to the directory of the first run and no recorded paths (the old format):
+    a run from elsewhere keeps them; a run from the first directory records their paths."""
+    import hashlib
+
+    from rag import store
+
+    repo, elsewhere, index_dir = _repo_with_seeds(tmp_path), tmp_path / "elsewhere", tmp_path / "I"
+    elsewhere.mkdir()
+    assert run_cli("index", "seeds", "--index-dir", str(index_dir), "--model", "none", "--quiet", cwd=repo).returncode == 0
+    snap = store.live_snapshot(index_dir)
+    records = [json.loads(line) for line in (snap / "documents.jsonl").read_text("utf-8").splitlines()]
+    (snap / "documents.jsonl").write_text("".join(json.dumps({k: v for k, v in r.items() if k != "path"},
+                                                             ensure_ascii=False) + "\n" for r in records), "utf-8")
+    manifest = json.loads((snap / "manifest.json").read_text("utf-8"))
+    for info in manifest["documents"].values():
+        info.pop("path", None)
+    manifest["files"]["documents.jsonl"] = hashlib.sha256((snap / "documents.jsonl").read_bytes()).hexdigest()
+    (snap / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), "utf-8")
+    assert not any(d.path for d in store.load(index_dir).documents.values())
+
+    proc = run_cli("index", str(_one_file(tmp_path)), "--index-dir", str(index_dir), "--model", "none", "--quiet",
+                   cwd=elsewhere)
+    assert proc.returncode == 0 and "6 documents" in proc.stdout and "removed" not in proc.stdout, proc.stdout
+    proc = run_cli("index", "seeds", "--index-dir", str(index_dir), "--model", "none", "--quiet", cwd=repo)
+    assert proc.returncode == 0 and "5 unchanged" in proc.stdout and "removed" not in proc.stdout, proc.stdout
+    docs = store.load(index_dir).documents
+    assert all(docs[p.stem].path == str((repo / "seeds" / p.name).resolve()) for p in SEEDS.glob("*.txt"))

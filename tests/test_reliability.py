@@ -263,7 +263,34 @@ def test_a_damaged_index_is_rebuilt_by_the_next_index_run(index_copy):
     _flip_bytes(store.live_snapshot(index_copy) / "chunks.jsonl")
     proc = index([SEEDS], index_copy)
     assert proc.returncode == 0, proc.stderr
-    assert "Rebuilding" in proc.stderr and "5 added" in proc.stdout
+    assert "documents.jsonl" in proc.stderr and "5 unchanged" in proc.stdout
+    assert_canonical_answer(index_copy)
+
+
+def test_indexing_one_file_into_a_damaged_index_keeps_the_others(index_copy, tmp_path):
+    """The audit's case: one flipped byte in lexical/tokens.npy, then `rag index ONE_FILE`."""
+    data = bytearray((store.live_snapshot(index_copy) / "lexical" / "tokens.npy").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (store.live_snapshot(index_copy) / "lexical" / "tokens.npy").write_bytes(bytes(data))
+    one = tmp_path / "one.txt"
+    one.write_text("Giải quyết việc làm cho 5.000 lao động tỉnh Quảng Bình năm 2023.\n", "utf-8")
+    proc = index([one], index_copy)
+    assert proc.returncode == 0, proc.stderr
+    assert "6 documents" in proc.stdout and "1 added" in proc.stdout and "removed" not in proc.stdout
+    assert len(store.load(index_copy).documents) == 6
+    assert_canonical_answer(index_copy)
+
+
+def test_indexing_into_an_index_whose_documents_are_lost_is_refused(index_copy, tmp_path):
+    (store.live_snapshot(index_copy) / "manifest.json").write_text("{", "utf-8")
+    current = (index_copy / "CURRENT").read_text("utf-8")
+    one = tmp_path / "one.txt"
+    one.write_text("Giải quyết việc làm cho 5.000 lao động tỉnh Quảng Bình năm 2023.\n", "utf-8")
+    proc = index([one], index_copy)
+    assert_one_sentence_error(proc, says="--rebuild")
+    assert (index_copy / "CURRENT").read_text("utf-8") == current
+    proc = rag("index", str(SEEDS), "--index-dir", str(index_copy), "--model", MODEL, "--quiet", "--rebuild")
+    assert proc.returncode == 0, proc.stderr
     assert_canonical_answer(index_copy)
 
 
@@ -421,3 +448,104 @@ def test_incremental_cli_runs_equal_a_rebuild(tmp_path):
         a.pop("timings_ms"), b.pop("timings_ms")
         assert a == b
     assert_canonical_answer(incremental)
+
+
+# ---------------------------------------------------------------- an upload killed halfway
+
+
+KILLED_WRITE = """
+import os, sys
+from pathlib import Path
+from rag import store
+from rag.api import RAG
+from rag.server import Library
+
+index_dir, action, name, data_file, when = sys.argv[1:6]
+real_save = store.save
+
+def save(*args, **kwargs):  # SIGKILL, as seen from the disk: the process stops dead
+    if when == "before-swap":
+        os._exit(137)
+    path = real_save(*args, **kwargs)
+    if when == "after-swap":
+        os._exit(137)
+    return path
+
+library = Library(RAG.open(index_dir))
+store.save = save
+if action == "remove":
+    library.remove(name)
+else:
+    library.add_upload(name, Path(data_file).read_bytes())
+"""
+
+V1 = "Báo cáo nuôi ong Quảng Trị năm 2023.\nSố hộ nuôi ong ở Quảng Trị năm 2023 là 321 hộ.\n"
+V2 = "Báo cáo nuôi ong Quảng Trị năm 2023.\nSố hộ nuôi ong ở Quảng Trị năm 2023 là 345 hộ.\n"
+
+
+def _uploads_agree_with_the_index(index_dir: Path) -> dict[str, bytes]:
+    """Every file in uploads/ is an indexed document with the same bytes, and the other way round."""
+    from rag.loaders import sha256
+
+    uploads = (index_dir / "uploads").resolve()
+    files = {p.name: p.read_bytes() for p in uploads.iterdir()} if uploads.exists() else {}
+    indexed = {Path(d.path).name: d.sha256 for d in store.load(index_dir).documents.values()
+               if Path(d.path).parent == uploads}
+    assert {name: sha256(data) for name, data in files.items()} == indexed, (sorted(files), indexed)
+    return files
+
+
+@pytest.mark.parametrize("action,when,expected", [
+    ("upload", "before-swap", None),
+    ("upload", "after-swap", V1),
+    ("re-upload", "before-swap", V1),
+    ("re-upload", "after-swap", V2),
+    ("remove", "before-swap", V1),
+    ("remove", "after-swap", None),
+], ids=lambda value: value if value in ("upload", "re-upload", "remove", "before-swap", "after-swap") else
+    {None: "gone", V1: "v1", V2: "v2"}[value])
+def test_an_upload_or_removal_killed_halfway_leaves_file_and_index_together(tmp_path, action, when, expected):
+    """SIGKILL during an upload, a re-upload or a removal, before or after the new snapshot goes live:
+    once the server starts again, uploads/ and the index agree (the old state or the new, never a mix),
+    with no orphans."""
+    from rag.api import RAG
+    from rag.server import Library
+
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    index_dir = tmp_path / "index"
+    RAG.build([tmp_path / "seeds"], index_dir, model="none")
+    if action != "upload":
+        Library(RAG.open(index_dir)).add_upload("nuoi ong.txt", V1.encode())
+    data = tmp_path / "data.txt"
+    data.write_text(V2 if action == "re-upload" else V1, "utf-8")
+    name = "nuoi ong" if action == "remove" else "nuoi ong.txt"
+    proc = subprocess.run([sys.executable, "-c", KILLED_WRITE, str(index_dir), action, name, str(data), when],
+                          cwd=ROOT, env=env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 137, proc.stderr
+
+    Library(RAG.open(index_dir))  # the server starts again
+    files = _uploads_agree_with_the_index(index_dir)
+    assert files == ({} if expected is None else {"nuoi ong.txt": expected.encode()})
+    assert len(store.load(index_dir).documents) == 5 + (expected is not None)
+
+
+# ---------------------------------------------------------------- the whole replay (eval/reliability.py)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_the_reliability_replay_passes_every_case(tmp_path):
+    """eval/reliability.py: every byte-flip, kill and race case ends in a clear refusal or a whole index
+    (about 5 minutes on 2 cores)."""
+    rows_file = tmp_path / "rows.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "eval" / "reliability.py"), "--workdir", str(tmp_path / "work"),
+         "--json", str(rows_file)],
+        capture_output=True, text=True, encoding="utf-8", cwd=ROOT, env=env(), timeout=1700,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    rows = json.loads(rows_file.read_text("utf-8"))
+    assert {r["group"] for r in rows} == {"damaged", "killed", "concurrent"}
+    assert len(rows) >= 45 and all(r["ok"] for r in rows), [r for r in rows if not r["ok"]]
+    assert proc.stdout.startswith("| group | case | outcome | verdict |")
+    assert not (tmp_path / "work").exists(), "the copies are removed unless --keep"

@@ -392,3 +392,123 @@ def test_serve_subcommand_parses():
 
     args = build_parser().parse_args(["serve", "--port", "8123", "--index-dir", "idx"])
     assert (args.host, args.port, str(args.index_dir), args.func.__name__) == ("127.0.0.1", 8123, "idx", "cmd_serve")
+
+
+# ---------------------------------------------------------------- the chat's upload event, over Gradio's own routes
+
+
+def _gradio_upload_event(client, file_data: dict, session: str) -> dict:
+    """Call the chat's upload event as a client can (POST /gradio_api/queue/join), return its completed message."""
+    import json
+
+    config = client.get("/config").json()
+    upload_id = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "rag-upload")
+    fn_index = next(d["id"] for d in config["dependencies"] if [upload_id, "upload"] in d["targets"])
+    r = client.post("/gradio_api/queue/join", json={"data": [file_data], "fn_index": fn_index, "session_hash": session,
+                                                    "event_data": None, "trigger_id": upload_id})
+    assert r.status_code == 200, r.text
+    with client.stream("GET", "/gradio_api/queue/data", params={"session_hash": session}) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                message = json.loads(line[5:])
+                if message.get("msg") == "process_completed":
+                    return message
+    raise AssertionError("the upload event never completed")
+
+
+def _file_data(path: str, name: str) -> dict:
+    return {"path": path, "meta": {"_type": "gradio.FileData"}, "orig_name": name}
+
+
+def test_chat_upload_reads_only_files_the_browser_sent(client, rag, index_dir, tmp_path):
+    """A FileData naming any other server path (absolute, or `..` out of Gradio's cache) is refused in
+    Vietnamese; nothing is read, copied, indexed or served."""
+    import os
+
+    secret = tmp_path / "private" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("Mật khẩu quản trị là ngựa-vằn-42.\n", "utf-8")
+    secret.chmod(0o600)
+    cache = Path(_upload_cache(client))
+    sneaky = str(cache / os.path.relpath(secret, cache))  # "<cache>/../../…/secret.txt"
+    link = cache / "link" / "secret.txt"  # (a client cannot make one; the check resolves symlinks all the same)
+    link.parent.mkdir(exist_ok=True)
+    link.symlink_to(secret)
+    before = set(rag.documents)
+    for i, path in enumerate((str(secret), sneaky, str(link), "http://127.0.0.1:9/secret.txt")):
+        message = _gradio_upload_event(client, _file_data(path, "secret.txt"), f"evil{i}")
+        status = message["output"]["data"][1] if message.get("success") else message["output"].get("error", "")
+        assert "Không thêm được" in status and "tải lên" in status, message
+        assert set(rag.documents) == before
+        assert client.get("/api/documents/secret").status_code == 404
+        assert not (index_dir / "uploads" / "secret.txt").exists()
+        copies = [p for p in cache.rglob("secret.txt") if p != link] if cache.exists() else []
+        assert not copies, copies  # Gradio did not copy it into its cache either
+    link.unlink()
+
+
+def _upload_cache(client) -> str:
+    """Where the chat keeps what the browser uploads: the folder of a file sent to /gradio_api/upload."""
+    r = client.post("/gradio_api/upload", files={"files": ("probe.txt", b"probe", "text/plain")})
+    assert r.status_code == 200, r.text
+    return str(Path(r.json()[0]).parent.parent)
+
+
+def test_chat_upload_of_a_file_the_browser_sent(client, rag, index_dir):
+    """The real flow: the browser posts the file to /gradio_api/upload, then the event names the path it got."""
+    r = client.post("/gradio_api/upload", files={"files": ("ong chat.txt", BEE_DOC.encode(), "text/plain")})
+    assert r.status_code == 200, r.text
+    message = _gradio_upload_event(client, _file_data(r.json()[0], "ong chat.txt"), "good")
+    assert message["success"] and "Đã thêm ong chat" in message["output"]["data"][1], message
+    try:
+        assert "ong chat" in rag.documents
+        stored = index_dir / "uploads" / "ong chat.txt"
+        assert stored.stat().st_mode & 0o077 == 0, oct(stored.stat().st_mode)  # not readable by others
+        assert (index_dir / "uploads").stat().st_mode & 0o077 == 0
+    finally:
+        assert client.delete("/api/documents/ong chat").status_code == 200
+
+
+def test_upload_into_a_damaged_index_keeps_every_document(tmp_path):
+    """The audit's case: one flipped byte in the live snapshot's lexical/tokens.npy, then an upload."""
+    from rag import store
+
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    rag, _ = RAG.build([tmp_path / "seeds"], tmp_path / "index", model="none")
+    tokens = store.live_snapshot(tmp_path / "index") / "lexical" / "tokens.npy"
+    data = bytearray(tokens.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    tokens.write_bytes(bytes(data))
+    with BackgroundServer(create_app(rag=rag, token="", ui=False)) as url, httpx.Client(base_url=url, timeout=60) as c:
+        r = c.post("/api/documents", files={"file": ("nuoi ong.txt", BEE_DOC.encode(), "text/plain")})
+        assert r.status_code == 201, r.text
+        assert r.json()["documents"] == 6
+        assert c.get("/api/health").json()["documents"] == 6
+        assert _ask(c, CANONICAL).json()["answer"] == "2,27%"
+    assert len(store.load(tmp_path / "index").documents) == 6
+
+
+def test_each_index_has_its_own_private_chat_cache(tmp_path):
+    """A file sent to one instance's chat is kept in that index's own cache (0700), is not served by
+    another instance on the machine, and is deleted once indexed; nothing of it stays after removal."""
+    apps = {}
+    for name in ("a", "b"):
+        shutil.copytree(SEEDS, tmp_path / name / "seeds")
+        rag, _ = RAG.build([tmp_path / name / "seeds"], tmp_path / name / "index", model="none")
+        apps[name] = create_app(rag=rag, token="")
+    with BackgroundServer(apps["a"]) as url_a, BackgroundServer(apps["b"]) as url_b, \
+            httpx.Client(base_url=url_a, timeout=30) as a, httpx.Client(base_url=url_b, timeout=30) as b:
+        r = b.post("/gradio_api/upload", files={"files": ("ong b.txt", BEE_DOC.encode(), "text/plain")})
+        assert r.status_code == 200, r.text
+        cached = Path(r.json()[0])
+        cache = tmp_path / "b" / "index"
+        assert cached.is_relative_to(cache) and cached.is_file()
+        folder = next(p for p in cached.parents if p.parent == cache)
+        assert folder.stat().st_mode & 0o077 == 0, oct(folder.stat().st_mode)
+        assert a.get(f"/gradio_api/file={cached}").status_code in (403, 404)  # not the other instance's to serve
+        assert b.get(f"/gradio_api/file={cached}").status_code == 200
+        message = _gradio_upload_event(b, _file_data(str(cached), "ong b.txt"), "b1")
+        assert "Đã thêm ong b" in message["output"]["data"][1], message
+        assert not cached.exists()  # indexed, then gone from the cache
+        assert b.delete("/api/documents/ong b").status_code == 200
+        assert not [p for p in folder.rglob("*") if p.is_file() and p.name == "ong b.txt"]

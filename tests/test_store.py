@@ -148,7 +148,9 @@ def test_incremental_equals_from_scratch(built, tmp_path):
         assert [(h.chunk.id, h.score) for h in ra.search(query, 5)] == [(h.chunk.id, h.score) for h in rb.search(query, 5)]
 
 
-def test_documents_indexed_from_elsewhere_are_kept_while_their_file_exists(built, tmp_path):
+def test_documents_indexed_from_elsewhere_are_kept(built, tmp_path):
+    """Indexing `other` drops nothing from elsewhere, even a document whose file is gone: only
+    indexing the path it came from (or `remove`) drops it."""
     seeds, index_dir = built
     other = tmp_path / "other"
     other.mkdir()
@@ -159,8 +161,11 @@ def test_documents_indexed_from_elsewhere_are_kept_while_their_file_exists(built
     ids = ids_by_prefix(seeds)
     (seeds / f"{ids['000']}.txt").unlink()
     report = build([other], index_dir)
-    assert report.removed == (ids["000"],)
-    assert len(store.load(index_dir).documents) == 5
+    assert report.removed == () and len(store.load(index_dir).documents) == 6
+    report = build([seeds / f"{ids['000']}.txt"], index_dir)  # the path it came from, now gone
+    assert report.removed == (ids["000"],) and report.documents == 5
+    with pytest.raises(UsageError, match="does not exist"):  # a gone path that held nothing indexed
+        build([tmp_path / "never"], index_dir)
 
 
 def test_changing_the_chunk_size_rechunks_everything(built):
@@ -377,29 +382,158 @@ def test_a_corrupt_index_is_rebuilt_by_the_next_build(built, capsys):
     path = live(index_dir) / "chunks.jsonl"
     path.write_bytes(path.read_bytes()[:-10])
     report = build([seeds], index_dir)
-    assert len(report.added) == 5
-    assert "Rebuilding" in capsys.readouterr().err
+    assert len(report.unchanged) == 5 and report.removed == ()
+    assert "documents.jsonl" in capsys.readouterr().err
     assert len(store.load(index_dir).documents) == 5
+
+
+def _flip_one_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+EXTRA = "Giải quyết việc làm cho 5.000 lao động tỉnh Quảng Bình năm 2023.\n"
+
+
+@pytest.mark.parametrize("damaged", ["lexical/tokens.npy", "chunks.jsonl", "vectors.npy", "dense.faiss", "lexical/lexical.json"])
+def test_a_write_into_a_damaged_index_keeps_every_document(built, tmp_path, damaged, capsys):
+    """One damaged file of the live snapshot: adding one document (an upload does just this) keeps the
+    five others, read back from documents.jsonl; the damaged snapshot goes only once its successor is live."""
+    seeds, index_dir = built
+    rag = RAG.open(index_dir)  # opened before the damage, like a running server
+    before = store.load(index_dir)
+    _flip_one_byte(before.path / damaged)
+    extra = tmp_path / "extra.txt"
+    extra.write_text(EXTRA, "utf-8")
+    report = rag.add([extra])
+    assert (report.documents, report.added, report.removed) == (6, ("extra",), ())
+    assert "documents.jsonl" in capsys.readouterr().err
+    after = store.load(index_dir)  # whole again: every checksum verified
+    assert sorted(after.documents) == sorted([*before.documents, "extra"])
+    for doc_id, doc in before.documents.items():
+        assert after.documents[doc_id] == doc
+    assert chunk_rows(after, ids_by_prefix(seeds)["004"]) == chunk_rows(before, ids_by_prefix(seeds)["004"])
+    assert not before.path.exists() and snapshot_dirs(index_dir) == [after.path.name]
+    assert rag.ask("Tỷ lệ hộ nghèo Huế 2023?").answer == "2,27%"
+
+
+def test_damaged_documents_are_read_again_from_their_files(built, tmp_path, capsys):
+    seeds, index_dir = built
+    before = store.load(index_dir)
+    _flip_one_byte(before.path / "documents.jsonl")
+    extra = tmp_path / "extra.txt"
+    extra.write_text(EXTRA, "utf-8")
+    report = build([extra], index_dir)
+    assert (report.documents, report.added, report.removed) == (6, ("extra",), ())
+    assert "from their files" in capsys.readouterr().err
+    after = store.load(index_dir)
+    for doc_id, doc in before.documents.items():
+        assert after.documents[doc_id] == doc
+
+
+@pytest.mark.parametrize("damage", ["documents.jsonl", "manifest.json", "snapshot"])
+def test_a_write_is_refused_when_the_documents_cannot_be_read_back(built, tmp_path, damage):
+    """documents.jsonl damaged and a file gone, an unreadable manifest, or no snapshot where CURRENT
+    points: the write is refused with the command that rebuilds, and nothing on disk changes."""
+    seeds, index_dir = built
+    snap = live(index_dir)
+    if damage == "documents.jsonl":
+        _flip_one_byte(snap / "documents.jsonl")
+        (seeds / f"{ids_by_prefix(seeds)['002']}.txt").unlink()
+    elif damage == "manifest.json":
+        (snap / "manifest.json").write_text("{", "utf-8")
+    else:
+        shutil.rmtree(snap)
+    listing = sorted((p.relative_to(index_dir), p.read_bytes() if p.is_file() else None) for p in index_dir.rglob("*"))
+    extra = tmp_path / "extra.txt"
+    extra.write_text(EXTRA, "utf-8")
+    with pytest.raises(IndexCorrupt, match="--rebuild") as exc:
+        build([extra], index_dir)
+    assert f"--index-dir {index_dir} --rebuild" in str(exc.value)
+    if damage == "documents.jsonl":
+        assert f"rag index {seeds} " in str(exc.value)  # the folder its documents came from
+    assert sorted((p.relative_to(index_dir), p.read_bytes() if p.is_file() else None)
+                  for p in index_dir.rglob("*")) == listing
+    report = build([seeds], index_dir, rebuild=True)  # the repair it names
+    assert report.documents == len(list(seeds.glob("*.txt")))
+    assert snapshot_dirs(index_dir) == [live(index_dir).name]
+
+
+@pytest.mark.parametrize("pointer", ["snap-20000101T000000-gone00\n", None])
+def test_a_write_when_current_is_lost_builds_on_the_snapshot_that_is_there(built, tmp_path, pointer, capsys):
+    """CURRENT dangling or removed: the snapshot folder it should name is kept, not deleted by the write."""
+    seeds, index_dir = built
+    before = store.load(index_dir)
+    if pointer is None:
+        (index_dir / "CURRENT").unlink()
+    else:
+        (index_dir / "CURRENT").write_text(pointer, "utf-8")
+    extra = tmp_path / "extra.txt"
+    extra.write_text(EXTRA, "utf-8")
+    report = build([extra], index_dir)
+    assert (report.documents, report.removed) == (6, ())
+    assert "CURRENT" in capsys.readouterr().err
+    assert set(store.load(index_dir).documents) == {*before.documents, "extra"}
+
+
+def test_rebuild_keeps_only_the_given_paths(built, tmp_path):
+    seeds, index_dir = built
+    extra = tmp_path / "extra.txt"
+    extra.write_text(EXTRA, "utf-8")
+    build([extra], index_dir)
+    report = build([extra], index_dir, rebuild=True)
+    assert report.documents == 1 and sorted(store.load(index_dir).documents) == ["extra"]
 
 
 # ---------------------------------------------------------------- locking and crashes
 
 
 def test_write_lock_is_exclusive(tmp_path):
+    """Another thread (or process) is refused; the thread holding it may take it again."""
+    import threading
+
     index_dir = tmp_path / "index"
-    with store.write_lock(index_dir):
-        with pytest.raises(IndexLocked, match="Another process"):
+    errors = []
+
+    def other_thread():
+        try:
             with store.write_lock(index_dir):
                 pass
+        except IndexLocked as exc:
+            errors.append(exc)
+
+    with store.write_lock(index_dir):
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+        assert len(errors) == 1 and "Another process" in str(errors[0])
+        with store.write_lock(index_dir):  # the same thread again
+            pass
     with store.write_lock(index_dir):  # released after use
         pass
 
 
 def test_build_while_locked_raises_index_locked(built):
+    import threading
+
     seeds, index_dir = built
-    with store.write_lock(index_dir):
+    taken, release = threading.Event(), threading.Event()
+
+    def hold():  # another writer (a thread here; a process alike)
+        with store.write_lock(index_dir):
+            taken.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    taken.wait(30)
+    try:
         with pytest.raises(IndexLocked):
             build([seeds], index_dir)
+    finally:
+        release.set()
+        holder.join()
     build([seeds], index_dir)
 
 
