@@ -22,6 +22,7 @@ from .errors import RagError, UsageError
 from .indexer import BuildReport
 from .retriever import RetrievalConfig, Retriever
 from .store import IndexConfig
+from .text import lone_surrogate
 from .types import Hit
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -111,8 +112,7 @@ class RAG:
         return len(self._retriever.snapshot.chunks)
 
     def search(self, query: str, k: int = 10, *, province: str | None = None, year: int | None = None) -> list[Hit]:
-        if not isinstance(query, str) or not query.strip():
-            raise UsageError("The query is empty.")
+        _check_text(query, "query")
         if not 1 <= k <= 1000:
             raise UsageError(f"k must be between 1 and 1000, got {k}.")
         try:
@@ -123,8 +123,7 @@ class RAG:
     def ask(self, question: str, *, k: int | None = None, province: str | None = None, year: int | None = None) -> Answer:
         """The short answer with its citation, or an abstention; written by the LLM when one is set
         (`mode` "generative"), else, or when its answer fails the checks, extractive."""
-        if not isinstance(question, str) or not question.strip():
-            raise UsageError("The question is empty.")
+        _check_text(question, "question")
         try:
             if self._llm is not None:
                 from .generate import GenerativeAnswerer
@@ -158,6 +157,15 @@ class RAG:
             report = run(config, old.embedder)
             self._retriever = Retriever(store.load(self.index_dir), old.embedder, old.config)
             return report
+
+
+def _check_text(text: str, what: str) -> None:
+    """UsageError unless `text` is a non-empty string that UTF-8 can hold."""
+    if not isinstance(text, str) or not text.strip():
+        raise UsageError(f"The {what} is empty.")
+    bad = lone_surrogate(text)
+    if bad:
+        raise UsageError(f"The {what} is not valid Unicode text (it holds a lone surrogate, {bad}).")
 
 
 def _llm(llm: LLMOption) -> LLM | None:

@@ -37,6 +37,7 @@ from .api import RAG, search_json
 from .errors import IndexCorrupt, IndexLocked, IndexNotFound, RagError, UsageError
 from .ingest import load_document
 from .loaders import SUPPORTED
+from .text import lone_surrogate
 
 MAX_QUESTION_CHARS = 2000
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -52,9 +53,13 @@ _NAME_OK = re.compile(r"[\w\- .,()+&'\[\]]+")
 
 
 def clean_text(value: Any, what: str = "question", limit: int = MAX_QUESTION_CHARS) -> str:
-    """The text stripped and NFC-normalised; UsageError when it is empty, too long or holds control characters."""
+    """The text stripped and NFC-normalised; UsageError when it is empty, too long, holds control characters
+    or lone surrogates (a JSON "\\ud800" escape: no UTF-8 can hold it)."""
     if not isinstance(value, str):
         raise UsageError(f"The {what} must be a string.")
+    bad = lone_surrogate(value)
+    if bad:
+        raise UsageError(f"The {what} is not valid Unicode text (it holds a lone surrogate, {bad}).")
     text = unicodedata.normalize("NFC", value).strip()
     if not text:
         raise UsageError(f"The {what} is empty.")
@@ -169,6 +174,14 @@ def _opt(value: str | None, what: str) -> str | None:
     return None if value is None or not str(value).strip() else clean_text(value, what, 100)
 
 
+def _echo_id(value: str | int | None) -> str | int | None:
+    """The request's `id`, echoed back: a string must be one that UTF-8 can hold."""
+    bad = lone_surrogate(value) if isinstance(value, str) else None
+    if bad:
+        raise UsageError(f"The field 'id' is not valid Unicode text (it holds a lone surrogate, {bad}).")
+    return value
+
+
 def _doc_summary(doc) -> dict:
     meta = doc.meta
     return {"doc_id": doc.id, "source": doc.source, "title": meta.title, "province": meta.province,
@@ -268,12 +281,13 @@ def _routes(library: Library) -> APIRouter:
 
     @router.post("/ask", summary="Answer a question with its citations (the `rag ask --json` object)")
     def ask(body: AskRequest) -> dict:
-        return library.ask(body.question, k=body.k, province=body.province, year=body.year).to_json(body.id)
+        qid = _echo_id(body.id)
+        return library.ask(body.question, k=body.k, province=body.province, year=body.year).to_json(qid)
 
     @router.post("/search", summary="Ranked passages (the `rag search --json` object)")
     def search(body: SearchRequest) -> dict:
-        query = clean_text(body.query, "query")
-        return search_json(query, library.search(query, body.k, province=body.province, year=body.year), body.id)
+        query, qid = clean_text(body.query, "query"), _echo_id(body.id)
+        return search_json(query, library.search(query, body.k, province=body.province, year=body.year), qid)
 
     @router.get("/documents", summary="The indexed documents")
     def documents() -> dict:

@@ -1,0 +1,83 @@
+"""The HTTP API under hostile or odd input (issue 14): lone surrogates, file names, body framing and
+size, the token before the body. Every refusal is a 4xx with `{"error": "one sentence"}`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from rag.api import RAG
+from rag.chat import answer_stream
+from rag.server import Library, create_app
+
+SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+BEE_DOC = "Báo cáo nuôi ong Quảng Trị năm 2023.\nSố hộ nuôi ong ở Quảng Trị năm 2023 là 321 hộ.\n"
+
+
+@pytest.fixture(scope="module")
+def rag(tmp_path_factory) -> RAG:
+    """A lexical index of a private copy of the seeds (the tests upload)."""
+    root = tmp_path_factory.mktemp("hardening")
+    shutil.copytree(SEEDS, root / "seeds")
+    built, _ = RAG.build([root / "seeds"], root / "index", model="none")
+    return built
+
+
+@pytest.fixture(scope="module")
+def client(rag):
+    with TestClient(create_app(rag=rag, token="", ui=False), raise_server_exceptions=False) as c:
+        yield c
+
+
+def assert_error(response, status: int) -> str:
+    assert response.status_code == status, (response.status_code, response.text[:300])
+    body = response.json()
+    assert isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"], body
+    return body["error"]
+
+
+def post_json(client, path: str, obj) -> object:
+    # json.dumps escapes a lone surrogate as \ud800: valid JSON text, a Python str no UTF-8 can hold
+    return client.post(path, content=json.dumps(obj).encode(), headers={"content-type": "application/json"})
+
+
+# ---------------------------------------------------------------- lone surrogates (#7)
+
+
+@pytest.mark.parametrize("path, field", [("/api/ask", "question"), ("/api/search", "query")])
+@pytest.mark.parametrize("text", ["h\ud800", "\udfff", "hộ nghèo \udced Huế"])
+def test_a_lone_surrogate_is_bad_input_not_a_server_error(client, path, field, text):
+    error = assert_error(post_json(client, path, {field: text}), 400)
+    assert "Unicode" in error
+    error.encode("utf-8")  # the message itself is printable
+
+
+def test_a_lone_surrogate_in_the_python_api_is_a_usage_error(rag):
+    from rag.errors import UsageError
+
+    with pytest.raises(UsageError, match="Unicode"):
+        rag.ask("h\ud800")
+    with pytest.raises(UsageError, match="Unicode"):
+        rag.search("h\ud800")
+
+
+def test_a_lone_surrogate_in_the_chat_is_a_vietnamese_warning(rag):
+    warnings: list[str] = []
+    steps = list(answer_stream(Library(rag), "h\ud800", [], warn=warnings.append))
+    assert warnings and "không hợp lệ" in warnings[0]
+    for history, box in steps:  # what Gradio sends back to the browser must encode
+        json.dumps([history, box], ensure_ascii=False).encode("utf-8")
+    assert steps[-1][0] == []
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/api/ask", {"question": "hộ nghèo Huế", "id": "q\ud800"}),
+    ("/api/search", {"query": "hộ nghèo Huế", "id": "\udc80"}),
+    ("/api/ask", {"question": "hộ nghèo Huế", "province": "Hu\ud800"}),
+])
+def test_a_lone_surrogate_in_another_field_is_bad_input(client, path, body):
+    assert "Unicode" in assert_error(post_json(client, path, body), 400)
