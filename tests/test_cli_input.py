@@ -1,0 +1,80 @@
+"""The `rag` command and the Python API on odd input (issue 14): batch files with bad bytes, lone
+surrogates or a BOM, bad `--k`, damaged manifests, misleading messages."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from rag.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ROOT / "seeds"
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory) -> Path:
+    """A BM25-only index of the seeds (read-only)."""
+    index_dir = tmp_path_factory.mktemp("cli-input") / "index"
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["index", str(SEEDS), "--index-dir", str(index_dir), "--model", "none", "--quiet"]) == 0
+    return index_dir
+
+
+def run(capsys, *argv: str) -> tuple[int, list[str], str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out.splitlines(), captured.err
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "unexpected" not in lines[0], err
+    return lines[0]
+
+
+# ---------------------------------------------------------------- batch lines (#8)
+
+
+def test_a_non_utf8_batch_line_is_one_error_line_and_the_others_are_answered(index_dir, tmp_path, capsys):
+    lines = [json.dumps({"id": i, "query": "hộ nghèo Huế"}, ensure_ascii=False).encode() for i in range(300)]
+    lines[200] = b'{"id": 200, "query": "h\xf4 ngh\xe8o"}'  # Latin-1, not UTF-8
+    batch = tmp_path / "mixed.jsonl"
+    batch.write_bytes(b"\n".join(lines) + b"\n")
+    code, out, err = run(capsys, "search", "--batch", str(batch), "--index-dir", str(index_dir), "--k", "1")
+    assert code == 2
+    results = [json.loads(line) for line in out]
+    assert len(results) == 300
+    assert [r["id"] for r in results if "hits" in r] == [i for i in range(300) if i != 200]
+    assert "line 201" in results[200]["error"] and "UTF-8" in results[200]["error"]
+    assert "1 batch line(s)" in err
+
+
+@pytest.mark.parametrize("command, key", [("ask", "question"), ("search", "query")])
+def test_a_lone_surrogate_in_a_batch_line_is_one_error_line(index_dir, tmp_path, capsys, command, key):
+    batch = tmp_path / "surrogate.jsonl"
+    batch.write_text(
+        json.dumps({"id": "a", key: "hộ nghèo Huế"}, ensure_ascii=False) + "\n"
+        + '{"id": "b", "%s": "h\\ud800"}\n' % key
+        + '{"id": "c\\udc80", "%s": "hộ nghèo Huế"}\n' % key
+        + json.dumps({"id": "d", key: "hộ nghèo Huế"}, ensure_ascii=False) + "\n", "utf-8")
+    code, out, err = run(capsys, command, "--batch", str(batch), "--index-dir", str(index_dir), "--json")
+    assert code == 2, err
+    results = [json.loads(line) for line in out]
+    assert [r.get("id") for r in results] == ["a", "b", None, "d"]
+    assert "error" not in results[0] and "error" not in results[3]
+    assert "Unicode" in results[1]["error"] and "Unicode" in results[2]["error"]
+    assert "unexpected" not in err and "2 batch line(s)" in err
+
+
+def test_a_utf8_bom_does_not_spoil_the_first_line(index_dir, tmp_path, capsys):
+    batch = tmp_path / "bom.jsonl"
+    batch.write_bytes(b"\xef\xbb\xbf" + '{"id": 1, "query": "hộ nghèo Huế"}\n{"id": 2, "query": "XKLĐ"}\n'.encode())
+    code, out, err = run(capsys, "search", "--batch", str(batch), "--index-dir", str(index_dir))
+    assert code == 0, out
+    assert [json.loads(line)["id"] for line in out] == [1, 2]
+    assert all("hits" in json.loads(line) for line in out)
