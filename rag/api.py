@@ -20,6 +20,7 @@ from .chunker import ChunkConfig
 from .embed import DEFAULT_MODEL, Embedder, load_embedder
 from .errors import RagError, UsageError
 from .indexer import BuildReport
+from .query import EmptyQuestion
 from .retriever import RetrievalConfig, Retriever
 from .store import IndexConfig
 from .text import lone_surrogate
@@ -117,7 +118,7 @@ class RAG:
             raise UsageError(f"k must be between 1 and 1000, got {k}.")
         try:
             return self._retriever.search(query, k, province=province, year=year)
-        except ValueError as exc:
+        except EmptyQuestion as exc:
             raise UsageError(f"The query is empty ({exc}).") from exc
 
     def ask(self, question: str, *, k: int | None = None, province: str | None = None, year: int | None = None) -> Answer:
@@ -130,7 +131,7 @@ class RAG:
 
                 return GenerativeAnswerer(self._retriever, self._llm).ask(question, k=k, province=province, year=year)
             return Answerer(self._retriever).ask(question, k=k, province=province, year=year)
-        except ValueError as exc:  # nothing left once invisible characters are dropped
+        except EmptyQuestion as exc:  # only the question's analysis: other ValueErrors are bugs, not bad input
             raise UsageError(f"The question is empty ({exc}).") from exc
 
     # -- writing

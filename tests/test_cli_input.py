@@ -78,3 +78,59 @@ def test_a_utf8_bom_does_not_spoil_the_first_line(index_dir, tmp_path, capsys):
     assert code == 0, out
     assert [json.loads(line)["id"] for line in out] == [1, 2]
     assert all("hits" in json.loads(line) for line in out)
+
+
+# ---------------------------------------------------------------- a document's odd figure is not an empty question (#13)
+
+
+COMPARISON = "Tỉnh nào có số người đi làm việc ở nước ngoài năm 2023 nhiều hơn, Hòa Bình hay Nghệ An?"
+
+
+@pytest.fixture(scope="module")
+def list_of_numbers_index(tmp_path_factory) -> Path:
+    """Two documents; one gives its figure as "1,2,3 người" (a list, not a number)."""
+    root = tmp_path_factory.mktemp("figures")
+    (root / "docs").mkdir()
+    (root / "docs" / "hoabinh.txt").write_text(
+        "Báo cáo lao động tỉnh Hòa Bình năm 2023.\n"
+        "Năm 2023, số người đi làm việc ở nước ngoài của tỉnh Hòa Bình là 1,2,3 người.\n", "utf-8")
+    (root / "docs" / "nghean.txt").write_text(
+        "Báo cáo lao động tỉnh Nghệ An năm 2023.\n"
+        "Năm 2023, số người đi làm việc ở nước ngoài của tỉnh Nghệ An là 120 người.\n", "utf-8")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["index", str(root / "docs"), "--index-dir", str(root / "index"), "--model", "none", "--quiet"]) == 0
+    return root / "index"
+
+
+def test_a_comparison_over_a_list_of_numbers_is_answered_not_called_empty(list_of_numbers_index, capsys):
+    code, out, err = run(capsys, "ask", COMPARISON, "--index-dir", str(list_of_numbers_index), "--json")
+    assert code == 0, err
+    result = json.loads(out[0])
+    assert result["abstained"] is True and "Hòa Bình" in result["answer_text"]  # no figure for it: says which
+
+
+@pytest.mark.parametrize("span, expected", [
+    ("1,2,3 người", None), ("1.2.3", None), ("2,27%", 2.27), ("17.034 người", 17034.0),
+    ("khoảng 24 ngàn người", 24000.0), ("1.234,5 tỷ đồng", 1234.5e9), ("12", 12.0),
+])
+def test_value_reads_vietnamese_numbers_and_refuses_lists(span, expected):
+    from rag.extract import value
+
+    assert value(span) == expected
+
+
+def test_only_an_empty_question_is_called_empty(index_dir, monkeypatch):
+    from rag.api import RAG
+    from rag.errors import UsageError
+
+    rag = RAG.open(index_dir)
+    with pytest.raises(UsageError) as caught:
+        rag.ask("\u200b\u200b")
+    assert "empty" in str(caught.value) and "(the question is empty)" not in str(caught.value)
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug deep inside")
+
+    monkeypatch.setattr("rag.answer.Answerer.ask", broken)
+    with pytest.raises(ValueError, match="a bug deep inside"):  # not "The question is empty"
+        rag.ask("hộ nghèo Huế")
