@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     LLMOption = LLMConfig | BaseChatModel | LLM | bool | None
 
 DEFAULT_INDEX_DIR = "index"
+MAX_K = 1000  # passages a search returns or an answer reads, at most
 
 
 def default_model() -> str:
@@ -114,8 +115,7 @@ class RAG:
 
     def search(self, query: str, k: int = 10, *, province: str | None = None, year: int | None = None) -> list[Hit]:
         _check_text(query, "query")
-        if not 1 <= k <= 1000:
-            raise UsageError(f"k must be between 1 and 1000, got {k}.")
+        _check_k(k)
         try:
             return self._retriever.search(query, k, province=province, year=year)
         except EmptyQuestion as exc:
@@ -125,6 +125,8 @@ class RAG:
         """The short answer with its citation, or an abstention; written by the LLM when one is set
         (`mode` "generative"), else, or when its answer fails the checks, extractive."""
         _check_text(question, "question")
+        if k is not None:
+            _check_k(k)
         try:
             if self._llm is not None:
                 from .generate import GenerativeAnswerer
@@ -167,6 +169,11 @@ def _check_text(text: str, what: str) -> None:
     bad = lone_surrogate(text)
     if bad:
         raise UsageError(f"The {what} is not valid Unicode text (it holds a lone surrogate, {bad}).")
+
+
+def _check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise UsageError(f"k must be between 1 and {MAX_K}, got {k!r}.")
 
 
 def _llm(llm: LLMOption) -> LLM | None:

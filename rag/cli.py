@@ -18,6 +18,19 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`).")
 
 
+def _k(text: str) -> int:
+    """--k: a whole number of passages, 1 to 1000 (the same rule for every command)."""
+    from .api import MAX_K
+
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 1 <= k <= MAX_K:
+        raise argparse.ArgumentTypeError(f"must be at least 1 and at most {MAX_K}, got {k}")
+    return k
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="rag", description="Vietnamese document question answering with citations.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -47,14 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="ranked passages for a query")
     p.add_argument("query", nargs="?", help="the query")
     p.add_argument("--batch", type=Path, help="JSONL file of {\"query\", \"id\"?} objects ('-' for stdin)")
-    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--k", type=_k, default=10, help="passages returned (1-1000, default 10)")
     reading(p)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("ask", help="the answer with its citations")
     p.add_argument("question", nargs="?", help="the question")
     p.add_argument("--batch", type=Path, help="JSONL file of {\"question\", \"id\"?} objects ('-' for stdin)")
-    p.add_argument("--k", type=int, default=None, help="passages to read")
+    p.add_argument("--k", type=_k, default=None, help="passages to read (1-1000)")
     p.add_argument("--llm", metavar="URL", default=None,
                    help="an LLM writes the answer, checked against its citations: Ollama (http://localhost:11434) "
                         "or OpenAI-compatible (http://host:8000/v1) ($RAG_LLM_URL)")
@@ -80,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--report", type=Path, help="write report.md, results.json and PNG plots into this folder")
     p.add_argument("--baselines", action="store_true", help="also run plain BM25 and the LangChain tutorial pipeline")
-    p.add_argument("--k", type=int, default=10, help="hits retrieved per question (default 10)")
+    p.add_argument("--k", type=_k, default=10, help="hits retrieved per question (default 10)")
     p.add_argument("--limit", type=int, default=0, help="only the first N questions")
     p.add_argument("--model", default=None, help="embedding model for an index built here")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -478,7 +478,7 @@ def serve(host: str = "127.0.0.1", port: int = 7860, index_dir: str | Path | Non
         print(f"Warning: serving on {host} without RAG_API_TOKEN: anyone who can reach it can upload and delete.",
               file=sys.stderr)
     mode = "dense" if rag.mode == "dense" else "lexical (BM25 only: no embedding model)"
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, http=http_protocol())
     server = uvicorn.Server(config)
 
     def announce() -> None:
@@ -502,7 +502,7 @@ class BackgroundServer:
 
         self.host, self.port = host, port or _free_port(host)
         self.server = uvicorn.Server(uvicorn.Config(app, host=self.host, port=self.port, log_level="warning",
-                                                    access_log=False))
+                                                    access_log=False, http=http_protocol()))
         self.thread = threading.Thread(target=self.server.run, name=f"rag-server-{self.port}", daemon=True)
 
     @property
@@ -521,6 +521,26 @@ class BackgroundServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def http_protocol():
+    """uvicorn's HTTP/1.1 protocol (h11), except that a request it cannot parse (a malformed request line,
+    `Content-Length: abc`) gets a JSON error like every other, not uvicorn's plain text."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class JSONErrorsH11Protocol(H11Protocol):
+        def send_400_response(self, msg: str) -> None:  # (uvicorn's own, with a JSON body)
+            body = json.dumps({"error": "The request is not valid HTTP/1.1 (a malformed request line or header, "
+                                        "such as Content-Length)."}).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                       (b"connection", b"close")]
+            for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"), h11.Data(data=body),
+                          h11.EndOfMessage()):
+                self.transport.write(self.conn.send(event))
+            self.transport.close()
+
+    return JSONErrorsH11Protocol
 
 
 def _check_port(host: str, port: int) -> None:

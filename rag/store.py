@@ -26,7 +26,7 @@ import shutil
 import time
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -246,7 +246,40 @@ def _read_manifest(index_dir: Path, snap: Path) -> dict:
             f"The index in {index_dir} has format version {manifest.get('format_version')}, this program reads "
             f"version {FORMAT_VERSION}; {rebuild_hint(index_dir)}."
         )
+    bad = _misshapen_field(manifest)
+    if bad:
+        raise IndexCorrupt(f"The index manifest in {index_dir} is damaged (its {bad!r} field is missing or of the "
+                           f"wrong type); {rebuild_hint(index_dir)}.")
     return manifest
+
+
+def _misshapen_field(manifest: dict) -> str | None:
+    """The first field this program reads that is not the shape it writes, or None."""
+    def opt(value, kind) -> bool:
+        return value is None or (isinstance(value, kind) and not isinstance(value, bool))
+
+    model = manifest.get("model")
+    if not isinstance(model, dict):
+        return "model"
+    for key, kind in (("name", str), ("dim", int), ("faiss", str)):
+        if not opt(model.get(key), kind):
+            return f"model.{key}"
+    mode = manifest.get("mode")
+    if mode not in ("dense", "lexical") or (mode == "dense" and None in (model.get("name"), model.get("dim"), model.get("faiss"))):
+        return "mode"
+    chunking = manifest.get("chunking")
+    if not isinstance(chunking, dict) or set(chunking) != {f.name for f in fields(ChunkConfig)}:
+        return "chunking"
+    try:
+        if not all(opt(v, int) and v is not None for v in chunking.values()):
+            return "chunking"
+        ChunkConfig(**chunking)
+    except ValueError:
+        return "chunking"
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        return "files"
+    return None
 
 
 def load(index_dir: Path, *, verify: bool = True) -> Snapshot:
@@ -268,7 +301,7 @@ def load(index_dir: Path, *, verify: bool = True) -> Snapshot:
 def _load(index_dir: Path, snap: Path, verify: bool) -> Snapshot:
     manifest = _read_manifest(index_dir, snap)
     if verify:
-        for rel, digest in manifest.get("files", {}).items():
+        for rel, digest in manifest["files"].items():
             try:
                 intact = _sha256_file(snap / rel) == digest
             except OSError:  # missing (or removed by a build that went live meanwhile)

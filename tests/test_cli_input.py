@@ -134,3 +134,57 @@ def test_only_an_empty_question_is_called_empty(index_dir, monkeypatch):
     monkeypatch.setattr("rag.answer.Answerer.ask", broken)
     with pytest.raises(ValueError, match="a bug deep inside"):  # not "The question is empty"
         rag.ask("hộ nghèo Huế")
+
+
+# ---------------------------------------------------------------- --k, damaged manifests (#12)
+
+
+@pytest.mark.parametrize("command", ["ask", "search"])
+@pytest.mark.parametrize("k", ["0", "-1"])
+def test_k_below_one_is_bad_usage_for_ask_and_search_alike(index_dir, capsys, command, k):
+    code, out, err = run(capsys, command, "hộ nghèo Huế", "--index-dir", str(index_dir), "--k", k)
+    assert code == 2 and out == []
+    assert "argument --k: must be at least 1" in one_error_line(err)
+
+
+def test_k_below_one_is_refused_by_the_python_api(index_dir):
+    from rag.api import RAG
+    from rag.errors import UsageError
+
+    rag = RAG.open(index_dir)
+    for k in (0, -1):
+        with pytest.raises(UsageError, match="k must be"):
+            rag.ask("hộ nghèo Huế", k=k)
+
+
+def _damage_manifest(index_dir: Path, tmp_path: Path, change) -> Path:
+    import shutil
+
+    copy = tmp_path / "damaged"
+    shutil.copytree(index_dir, copy)
+    manifest = copy / (copy / "CURRENT").read_text("utf-8").strip() / "manifest.json"
+    data = json.loads(manifest.read_text("utf-8"))
+    change(data)
+    manifest.write_text(json.dumps(data), "utf-8")
+    return copy
+
+
+MANIFEST_DAMAGE = {
+    "model-null": lambda m: m.update(model=None),
+    "model-missing": lambda m: m.pop("model"),
+    "model-name-number": lambda m: m["model"].update(name=3),
+    "files-string": lambda m: m.update(files="x"),
+    "files-list": lambda m: m.update(files=["x"]),
+    "mode-missing": lambda m: m.pop("mode"),
+    "chunking-string": lambda m: m.update(chunking="x"),
+    "chunking-keys": lambda m: m.update(chunking={"size": 1000}),
+    "faiss-number": lambda m: m["model"].update(faiss=1),
+}
+
+
+@pytest.mark.parametrize("damage", MANIFEST_DAMAGE)
+def test_a_manifest_of_the_wrong_shape_says_what_to_run(index_dir, tmp_path, capsys, damage):
+    damaged = _damage_manifest(index_dir, tmp_path, MANIFEST_DAMAGE[damage])
+    code, out, err = run(capsys, "ask", "hộ nghèo Huế", "--index-dir", str(damaged))
+    assert code == 1 and out == []
+    assert f"rag index --index-dir {damaged}" in one_error_line(err)

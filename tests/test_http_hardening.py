@@ -81,3 +81,44 @@ def test_a_lone_surrogate_in_the_chat_is_a_vietnamese_warning(rag):
 ])
 def test_a_lone_surrogate_in_another_field_is_bad_input(client, path, body):
     assert "Unicode" in assert_error(post_json(client, path, body), 400)
+
+
+# ---------------------------------------------------------------- framing the server itself refuses (#12)
+
+
+@pytest.fixture(scope="module")
+def server(rag):
+    from rag.server import BackgroundServer
+
+    with BackgroundServer(create_app(rag=rag, token="", ui=False)) as url:
+        yield url
+
+
+def raw_http(url: str, request: bytes, timeout: float = 10) -> tuple[int, dict, bytes]:
+    """Send bytes as they are; the status, headers and body of the answer."""
+    import socket
+
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body
+
+
+@pytest.mark.parametrize("length", [b"abc", b"-1", b"1, 2", b"0x10"])
+def test_a_malformed_content_length_gets_a_json_error(server, length):
+    status, headers, body = raw_http(server, b"POST /api/ask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                             b"Content-Length: " + length + b"\r\nConnection: close\r\n\r\n{}")
+    assert status == 400 and headers["content-type"] == "application/json"
+    assert json.loads(body)["error"]
+
+
+def test_a_request_that_is_not_http_gets_a_json_error(server):
+    status, headers, body = raw_http(server, b"NOT HTTP AT ALL\r\n\r\n")
+    assert status == 400 and headers["content-type"] == "application/json"
+    assert "HTTP" in json.loads(body)["error"]
