@@ -396,6 +396,13 @@ def validation_message(errors: list[dict]) -> str:
     kind = e.get("type", "")
     loc = [str(p) for p in e.get("loc", ()) if p != "body"]
     field = ".".join(loc)
+    names = {"string_type": "a string", "int_type": "an integer", "bool_type": "a boolean",
+             "dict_type": "an object", "model_type": "an object"}
+    union = [x for x in errors if [str(p) for p in x.get("loc", ()) if p != "body"][:-1] == loc[:-1]]
+    if len(loc) >= 2 and len(union) > 1 and all(x.get("type") in names for x in union):
+        # `str | int`: pydantic tries each type and names each try ('id.str', 'id.int')
+        kinds = " or ".join(dict.fromkeys(names[x["type"]] for x in union))
+        return f"The field {'.'.join(loc[:-1])!r} must be {kinds}."
     if kind == "json_invalid":
         return "The request body is not valid JSON."
     if not field:
@@ -406,8 +413,6 @@ def validation_message(errors: list[dict]) -> str:
         return f"The field {field!r} is missing."
     if kind == "extra_forbidden":
         return f"Unknown field {field!r}."
-    names = {"string_type": "a string", "int_type": "an integer", "bool_type": "a boolean",
-             "dict_type": "an object", "model_type": "an object"}
     if kind in names:
         return f"The field {field!r} must be {names[kind]}."
     msg = str(e.get("msg", "is not valid")).rstrip(".")

@@ -34,7 +34,7 @@ import numpy as np
 from . import __version__
 from .chunker import ChunkConfig
 from .dense import DenseIndex
-from .errors import IndexCorrupt, IndexLocked, IndexNotFound
+from .errors import IndexCorrupt, IndexLocked, IndexNotFound, UsageError
 from .lexical import LexicalConfig, LexicalIndex
 from .types import Chunk, DocMeta, Document, Section
 
@@ -73,6 +73,7 @@ def rebuild_hint(index_dir: Path) -> str:
 @contextlib.contextmanager
 def write_lock(index_dir: Path):
     """Exclusive lock on the index folder for the length of a build."""
+    _check_folder(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
     with open(index_dir / ".lock", "a+") as handle:
         try:
@@ -208,6 +209,13 @@ def _chunk_record(chunk: Chunk) -> dict:
 # ---------------------------------------------------------------- reading
 
 
+def _check_folder(index_dir: Path) -> None:
+    """UsageError when the index folder given is a file (`--index-dir README.md`)."""
+    if index_dir.exists() and not index_dir.is_dir():
+        raise UsageError(f"{index_dir} is a file, not an index folder; give the folder that holds the index "
+                         "(or an empty or new one to build it in).")
+
+
 def live_snapshot(index_dir: Path) -> Path:
     """The folder of the live snapshot; IndexNotFound when there is none."""
     name = _current_name(index_dir)
@@ -221,6 +229,7 @@ def live_snapshot(index_dir: Path) -> Path:
 
 def _current_name(index_dir: Path) -> str | None:
     """The live snapshot's name as CURRENT says it now; None when there is no CURRENT."""
+    _check_folder(index_dir)
     try:
         return (index_dir / "CURRENT").read_text("utf-8").strip()
     except FileNotFoundError:
@@ -241,10 +250,12 @@ def _read_manifest(index_dir: Path, snap: Path) -> dict:
         raise IndexCorrupt(f"The index manifest in {index_dir} is unreadable ({exc}); {rebuild_hint(index_dir)}.") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise IndexCorrupt(f"{index_dir} does not hold an index of this program; {rebuild_hint(index_dir)}.")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        shown = version if isinstance(version, int) and not isinstance(version, bool) else f"{version!r}, not a number"
         raise IndexCorrupt(
-            f"The index in {index_dir} has format version {manifest.get('format_version')}, this program reads "
-            f"version {FORMAT_VERSION}; {rebuild_hint(index_dir)}."
+            f"The index in {index_dir} has format version {shown}; this program reads version {FORMAT_VERSION}; "
+            f"{rebuild_hint(index_dir)}."
         )
     bad = _misshapen_field(manifest)
     if bad:

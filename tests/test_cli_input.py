@@ -188,3 +188,21 @@ def test_a_manifest_of_the_wrong_shape_says_what_to_run(index_dir, tmp_path, cap
     code, out, err = run(capsys, "ask", "hộ nghèo Huế", "--index-dir", str(damaged))
     assert code == 1 and out == []
     assert f"rag index --index-dir {damaged}" in one_error_line(err)
+
+
+# ---------------------------------------------------------------- messages that say what is wrong (#14)
+
+
+def test_a_format_version_of_the_wrong_type_is_shown_as_it_is(index_dir, tmp_path, capsys):
+    damaged = _damage_manifest(index_dir, tmp_path, lambda m: m.update(format_version="2"))
+    code, out, err = run(capsys, "search", "hộ nghèo", "--index-dir", str(damaged))
+    line = one_error_line(err)
+    assert code == 1 and "'2'" in line and "version 2, this program reads version 2" not in line
+
+
+@pytest.mark.parametrize("argv", [["ask", "hộ nghèo"], ["search", "hộ nghèo"], ["index", str(SEEDS), "--model", "none", "--quiet"]])
+def test_an_index_dir_that_is_a_file_is_called_a_file(capsys, argv):
+    code, out, err = run(capsys, *argv, "--index-dir", str(ROOT / "README.md"))
+    line = one_error_line(err)
+    assert code in (1, 2) and "is a file, not an index folder" in line
+    assert f"--index-dir {ROOT / 'README.md'}`" not in line  # no advice to build an index into a file

@@ -122,3 +122,12 @@ def test_a_request_that_is_not_http_gets_a_json_error(server):
     status, headers, body = raw_http(server, b"NOT HTTP AT ALL\r\n\r\n")
     assert status == 400 and headers["content-type"] == "application/json"
     assert "HTTP" in json.loads(body)["error"]
+
+
+# ---------------------------------------------------------------- messages that say what is wrong (#14)
+
+
+@pytest.mark.parametrize("bad_id", [[1], 1.5, True, {"a": 1}])
+def test_a_bad_id_names_the_field_and_its_types(client, bad_id):
+    error = assert_error(post_json(client, "/api/ask", {"question": "hộ nghèo", "id": bad_id}), 422)
+    assert error == "The field 'id' must be a string or an integer."
