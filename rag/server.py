@@ -42,7 +42,8 @@ from .text import lone_surrogate
 MAX_QUESTION_CHARS = 2000
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_JSON_BYTES = 64 * 1024
-MAX_NAME_CHARS = 200
+MAX_NAME_BYTES = 200  # in UTF-8: the stored file (and its temporary twin) must fit a file system's 255-byte names
+MAX_NAME_CHARS = MAX_NAME_BYTES  # (the old name of the limit)
 UPLOADS = "uploads"  # folder inside the index folder that keeps uploaded files (their `source`)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
@@ -77,7 +78,10 @@ def safe_file_name(name: str | None) -> str:
     name = unicodedata.normalize("NFC", name.strip())
     if "/" in name or "\\" in name or name.startswith(".") or ".." in name:
         raise UsageError(f"The file name {name!r} must be a plain name, not a path.")
-    if len(name) > MAX_NAME_CHARS or _CONTROL.search(name) or not _NAME_OK.fullmatch(name):
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > MAX_NAME_BYTES:
+        raise UsageError(f"The file name is too long ({size} bytes in UTF-8; at most {MAX_NAME_BYTES}); shorten it.")
+    if _CONTROL.search(name) or not _NAME_OK.fullmatch(name):
         raise UsageError("The file name holds characters that are not allowed (use letters, digits, spaces, - _ . ( )).")
     if Path(name).suffix.lower() not in SUPPORTED:
         raise UsageError(f"{name} is not a supported document type (use {', '.join(SUPPORTED)}).")
@@ -299,7 +303,7 @@ def _routes(library: Library) -> APIRouter:
         data = file.file.read(MAX_UPLOAD_BYTES + 1)
         if len(data) > MAX_UPLOAD_BYTES:
             raise HTTPException(413, f"The upload is larger than {MAX_UPLOAD_BYTES // 2**20} MB.")
-        result = library.add_upload(file.filename, data)
+        result = library.add_upload(_sent_name(file), data)
         doc = library.document(result.doc_id)
         return {**_doc_summary(doc), "status": result.status, "documents": result.documents, "chunks": result.chunks}
 
@@ -324,6 +328,20 @@ def _routes(library: Library) -> APIRouter:
             raise _not_found(doc_id) from None
 
     return router
+
+
+def _sent_name(file: UploadFile) -> str | None:
+    """The file name as the client sent it. python-multipart keeps only the last part of a Windows path
+    ("C:\\tmp\\evil.txt" becomes "evil.txt"); here such a name is refused like any other path."""
+    disposition = file.headers.get("content-disposition", "")
+    if "\\" not in disposition:
+        return file.filename
+    from email.message import Message
+
+    header = Message()
+    header["content-disposition"] = disposition
+    sent = header.get_param("filename", header="content-disposition")
+    return sent if isinstance(sent, str) and sent else disposition
 
 
 def _api_fallback(app: FastAPI) -> None:

@@ -131,3 +131,34 @@ def test_a_request_that_is_not_http_gets_a_json_error(server):
 def test_a_bad_id_names_the_field_and_its_types(client, bad_id):
     error = assert_error(post_json(client, "/api/ask", {"question": "hộ nghèo", "id": bad_id}), 422)
     assert error == "The field 'id' must be a string or an integer."
+
+
+# ---------------------------------------------------------------- upload names (#9, #14)
+
+
+def upload(client, name: str, data: bytes = BEE_DOC.encode()):
+    return client.post("/api/documents", files={"file": (name, data, "text/plain")})
+
+
+@pytest.mark.parametrize("name", ["C:\\tmp\\evil.txt", "c:\\evil.txt", "\\\\server\\share\\evil.txt"])
+def test_a_windows_path_is_refused_like_any_path(client, rag, name):
+    before = set(rag.documents)
+    assert "not a path" in assert_error(upload(client, name), 400)
+    assert set(rag.documents) == before
+
+
+@pytest.mark.parametrize("name, length", [("ệ" * 80 + ".txt", "244 bytes"), ("x" * 300 + ".txt", "304 bytes")])
+def test_an_over_long_name_is_called_too_long(client, rag, name, length):
+    before = set(rag.documents)
+    error = assert_error(upload(client, name), 400)
+    assert "too long" in error and length in error and "not allowed" not in error
+    assert set(rag.documents) == before
+
+
+def test_the_longest_allowed_name_is_stored(client, rag):
+    from rag.server import MAX_NAME_BYTES
+
+    stem = "ệ" * ((MAX_NAME_BYTES - 4) // 3)  # 3 bytes each in UTF-8
+    r = upload(client, stem + ".txt")
+    assert r.status_code == 201, r.text
+    assert client.delete(f"/api/documents/{stem}").status_code == 200
