@@ -42,6 +42,7 @@ from .text import lone_surrogate
 MAX_QUESTION_CHARS = 2000
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_JSON_BYTES = 64 * 1024
+DRAIN_BYTES = 8 * 2**20  # of a refused body, read and thrown away so that the client sees the answer
 MAX_NAME_BYTES = 200  # in UTF-8: the stored file (and its temporary twin) must fit a file system's 255-byte names
 MAX_NAME_CHARS = MAX_NAME_BYTES  # (the old name of the limit)
 UPLOADS = "uploads"  # folder inside the index folder that keeps uploaded files (their `source`)
@@ -238,7 +239,7 @@ def create_app(
         version=_version(),
     )
     app.state.library = library
-    app.add_middleware(_BodyLimit)
+    app.add_middleware(_BodyLimit, token=token)
     _error_handlers(app)
     app.include_router(_public_routes(library), prefix="/api")
     app.include_router(_routes(library), prefix="/api", dependencies=[Depends(_bearer(token))])
@@ -263,9 +264,8 @@ def _bearer(token: str | None):
         if expected is None:
             return
         given = request.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
-            raise HTTPException(401, "Missing or wrong API token: send the header `Authorization: Bearer <token>`.",
-                                headers={"WWW-Authenticate": "Bearer"})
+        if not hmac.compare_digest(given, expected):  # (the middleware checked it already, before the body)
+            raise HTTPException(401, _TOKEN_MESSAGE, headers={"WWW-Authenticate": "Bearer"})
 
     return check
 
@@ -438,29 +438,102 @@ def validation_message(errors: list[dict]) -> str:
 
 
 class _BodyLimit:
-    """Refuse over-long bodies on /api before reading them: 413 with a JSON error."""
+    """The gate of every /api request, before any of its body is read.
 
-    def __init__(self, app) -> None:
+    With a token, a request without it is refused (401) before its body is read. The body is then
+    bounded whatever its framing: a declared Content-Length over the limit is refused at once, and
+    the bytes of a chunked body are counted as the app reads them, the request refused (413) once
+    they pass the limit. A refused body is read on and thrown away, up to DRAIN_BYTES, so that a
+    client that sends its whole body before reading (urllib, http.client) gets the answer and not a
+    reset connection; beyond that the connection is closed.
+    """
+
+    def __init__(self, app, token: str | None = None) -> None:
         self.app = app
+        self.expected = f"Bearer {token}".encode() if token else None
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/api/"):
-            length = dict(scope["headers"]).get(b"content-length")
-            limit = MAX_UPLOAD_BYTES + 64 * 1024 if scope["path"].rstrip("/") == "/api/documents" else MAX_JSON_BYTES
-            if length is not None:
-                if not length.isdigit():
-                    await _send_json(send, 400, "The Content-Length header is not a number.")
-                    return
-                if int(length) > limit:
-                    await _send_json(send, 413, f"The request body is too large (at most {limit // 1024} KB).")
-                    return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"].rstrip("/")
+        headers = dict(scope["headers"])
+        if self.expected is not None and path not in _PUBLIC and not _token_ok(headers, self.expected):
+            await _drain(receive, DRAIN_BYTES)
+            await _send_json(send, 401, _TOKEN_MESSAGE, [(b"www-authenticate", b"Bearer")])
+            return
+        upload = path == "/api/documents"
+        limit = MAX_UPLOAD_BYTES + 64 * 1024 if upload else MAX_JSON_BYTES
+        too_large = (f"The upload is larger than {MAX_UPLOAD_BYTES // 2**20} MB." if upload
+                     else f"The request body is too large (at most {limit // 1024} KB).")
+        length = headers.get(b"content-length")
+        if length is not None:
+            if not length.isdigit():
+                await _send_json(send, 400, "The Content-Length header is not a number.")
+                return
+            if int(length) > limit:
+                if int(length) <= limit + DRAIN_BYTES:
+                    await _drain(receive, int(length))
+                await _send_json(send, 413, too_large)
+                return
+        read, over, started = 0, False, False
+
+        async def counted_receive():
+            nonlocal read, over
+            message = await receive()
+            if message["type"] == "http.request":
+                read += len(message.get("body", b""))
+                if read > limit:
+                    over = True
+                    raise _TooLarge(too_large)
+            return message
+
+        async def gated_send(message):
+            nonlocal started
+            if over:
+                return  # the app's own answer to the read that failed: ours goes instead
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, gated_send)
+        except Exception:
+            if not over:
+                raise
+        if over and not started:
+            await _drain(receive, DRAIN_BYTES)
+            await _send_json(send, 413, too_large)
 
 
-async def _send_json(send, status: int, message: str) -> None:
+class _TooLarge(Exception):
+    """Raised into the app when the body it reads passes the limit (the app's handling of it is dropped)."""
+
+
+_PUBLIC = {"/api/health"}  # the routes that want no token
+_TOKEN_MESSAGE = "Missing or wrong API token: send the header `Authorization: Bearer <token>`."
+
+
+def _token_ok(headers: dict[bytes, bytes], expected: bytes) -> bool:
+    return hmac.compare_digest(headers.get(b"authorization", b""), expected)
+
+
+async def _drain(receive, limit: int) -> None:
+    """Read and discard the rest of the request body, at most `limit` bytes."""
+    drained = 0
+    while drained < limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
+async def _send_json(send, status: int, message: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
     body = json.dumps({"error": message}).encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -162,3 +162,121 @@ def test_the_longest_allowed_name_is_stored(client, rag):
     r = upload(client, stem + ".txt")
     assert r.status_code == 201, r.text
     assert client.delete(f"/api/documents/{stem}").status_code == 200
+
+
+# ---------------------------------------------------------------- bodies: bounded whatever the framing, the token first (#5)
+
+
+CHUNK = b"x" * 65536
+
+
+def call_asgi(app, path: str, headers: list[tuple[bytes, bytes]], offered: int) -> tuple[int, dict, int]:
+    if path == "/api/documents":  # one file part that goes on and on
+        headers = [(b"content-type", b"multipart/form-data; boundary=xyz"), *headers]
+        first = (b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+                 b"Content-Type: text/plain\r\n\r\n")
+    else:
+        headers, first = [(b"content-type", b"application/json"), *headers], b'{"question": "'
+    return _call_asgi(app, path, headers, first, offered)
+
+
+def _call_asgi(app, path: str, headers: list[tuple[bytes, bytes]], first: bytes, offered: int) -> tuple[int, dict, int]:
+    """POST to the ASGI app a body of `offered` bytes in 64 KB messages, without Content-Length (as a
+    chunked request arrives); the status, the JSON answer, and how many body bytes the app pulled."""
+    import asyncio
+
+    pulled, sent = 0, []
+
+    async def receive():
+        nonlocal pulled
+        if pulled >= offered:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        body = first + CHUNK[len(first):] if pulled == 0 else CHUNK
+        pulled += len(body)
+        return {"type": "http.request", "body": body, "more_body": pulled < offered}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"test"), *headers],
+             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80)}
+    asyncio.run(app(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], json.loads(body), pulled
+
+
+OFFERED = 50 * 2**20
+
+
+@pytest.mark.parametrize("path", ["/api/ask", "/api/search"])
+def test_a_chunked_body_is_bounded_like_any_other(rag, path):
+    from rag.server import DRAIN_BYTES, MAX_JSON_BYTES
+
+    status, body, pulled = call_asgi(create_app(rag=rag, token="", ui=False), path, [], OFFERED)
+    assert status == 413 and "too large" in body["error"]
+    assert pulled <= MAX_JSON_BYTES + DRAIN_BYTES + 2 * len(CHUNK)  # the chunk that passed the limit, the drain
+
+
+def test_a_chunked_upload_is_bounded(rag):
+    from rag.server import DRAIN_BYTES, MAX_UPLOAD_BYTES
+
+    status, body, pulled = call_asgi(create_app(rag=rag, token="", ui=False), "/api/documents", [], 3 * MAX_UPLOAD_BYTES)
+    assert status == 413 and "20 MB" in body["error"]
+    assert pulled <= MAX_UPLOAD_BYTES + 64 * 1024 + DRAIN_BYTES + 2 * len(CHUNK)
+
+
+@pytest.mark.parametrize("path", ["/api/ask", "/api/documents"])
+def test_the_token_is_checked_before_the_body_is_read(rag, path):
+    from rag.server import DRAIN_BYTES
+
+    app = create_app(rag=rag, token="s3cret", ui=False)
+    status, body, pulled = call_asgi(app, path, [], OFFERED)
+    assert status == 401 and "token" in body["error"]
+    assert pulled <= DRAIN_BYTES + len(CHUNK)  # read only to be thrown away, never parsed
+    status, body, pulled = call_asgi(app, path, [(b"authorization", b"Bearer nope")], OFFERED)
+    assert status == 401 and pulled <= DRAIN_BYTES + len(CHUNK)
+
+
+# ---------------------------------------------------------------- an early answer reaches the client (#6)
+
+
+@pytest.mark.parametrize("size", [1_000_000, 5_000_000])
+def test_urllib_sees_the_413_for_an_oversized_question(server, size):
+    import urllib.error
+    import urllib.request
+
+    body = json.dumps({"question": "x" * size}).encode()
+    request = urllib.request.Request(server + "/api/ask", data=body, headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=30)
+    assert caught.value.code == 413
+    assert "too large" in json.loads(caught.value.read())["error"]
+
+
+def test_http_client_sees_the_413_for_a_chunked_oversized_question(server):
+    import http.client
+
+    host, port = server.removeprefix("http://").rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    pieces = (b'{"question": "', *(b"x" * 65536 for _ in range(80)), b'"}')  # 5 MB, Transfer-Encoding: chunked
+    conn.request("POST", "/api/ask", body=iter(pieces), headers={"Content-Type": "application/json"}, encode_chunked=True)
+    response = conn.getresponse()
+    assert response.status == 413 and "too large" in json.loads(response.read())["error"]
+    conn.close()
+
+
+def test_urllib_sees_the_401_before_a_large_body(rag):
+    import urllib.error
+    import urllib.request
+
+    from rag.server import BackgroundServer
+
+    with BackgroundServer(create_app(rag=rag, token="s3cret", ui=False)) as url:
+        body = json.dumps({"question": "x" * 3_000_000}).encode()
+        request = urllib.request.Request(url + "/api/ask", data=body, headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(request, timeout=30)
+        assert caught.value.code == 401 and json.loads(caught.value.read())["error"]
