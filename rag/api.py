@@ -24,7 +24,7 @@ from .query import EmptyQuestion
 from .retriever import RetrievalConfig, Retriever
 from .store import IndexConfig
 from .text import lone_surrogate
-from .types import Hit
+from .types import Document, Hit
 
 if TYPE_CHECKING:  # pragma: no cover
     from langchain_core.language_models import BaseChatModel
@@ -144,6 +144,14 @@ class RAG:
         if not docs:
             reason = skipped[0][1] if skipped else "no supported document was given."
             raise UsageError(f"Nothing was added: {reason}")
+        return self.add_documents(docs, skipped=skipped)
+
+    def add_documents(self, docs: Iterable[Document], *, skipped: Iterable[tuple[str, str]] = ()) -> BuildReport:
+        """Index documents already read (`rag.ingest.load_document`): nothing is parsed while the index is
+        being written."""
+        docs, skipped = list(docs), list(skipped)
+        if not docs:
+            raise UsageError("Nothing was added: no document was given.")
         return self._write(lambda config, emb: indexer.update(self.index_dir, config, emb, add=docs, skipped=skipped))
 
     def remove(self, doc_id: str) -> BuildReport:

@@ -34,7 +34,7 @@ from starlette.routing import Match
 
 from .answer import Answer
 from .api import RAG, search_json
-from .errors import IndexCorrupt, IndexLocked, IndexNotFound, RagError, UsageError
+from .errors import IndexCorrupt, IndexLocked, IndexNotFound, RagError, TooLarge, UsageError
 from .ingest import load_document
 from .loaders import SUPPORTED
 from .text import lone_surrogate
@@ -137,7 +137,7 @@ class Library:
         if len(data) > MAX_UPLOAD_BYTES:
             raise UsageError(f"{name} is larger than {MAX_UPLOAD_BYTES // 2**20} MB.")
         target = self.uploads_dir / name
-        load_document(target, data)  # parse before touching anything: unreadable files change nothing
+        doc = load_document(target, data)  # parsed here, outside the lock: unreadable files change nothing
         with self._write:
             existing = self.rag.documents.get(target.stem)
             if existing is not None and Path(existing.source).resolve() != target.resolve():
@@ -149,7 +149,7 @@ class Library:
             tmp.write_bytes(data)
             os.replace(tmp, target)
             try:
-                report = self.rag.add([target])
+                report = self.rag.add_documents([doc])
             except BaseException:
                 if previous is None:
                     target.unlink(missing_ok=True)
@@ -392,6 +392,8 @@ def _error_handlers(app: FastAPI) -> None:
     async def rag_error(request: Request, exc: RagError) -> JSONResponse:
         if isinstance(exc, Conflict):
             return _error(409, str(exc))
+        if isinstance(exc, TooLarge):
+            return _error(413, str(exc))
         if isinstance(exc, UsageError):
             return _error(400, str(exc))
         if isinstance(exc, IndexLocked):
