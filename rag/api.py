@@ -20,8 +20,10 @@ from .chunker import ChunkConfig
 from .embed import DEFAULT_MODEL, Embedder, ModelUnavailable, describe, load_embedder, warn
 from .errors import RagError, UsageError
 from .indexer import BuildReport
+from .query import EmptyQuestion
 from .retriever import RetrievalConfig, Retriever
 from .store import IndexConfig
+from .text import lone_surrogate
 from .types import Document, Hit
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,6 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     LLMOption = LLMConfig | BaseChatModel | LLM | bool | None
 
 DEFAULT_INDEX_DIR = "index"
+MAX_K = 1000  # passages a search returns or an answer reads, at most
 
 
 def default_model() -> str:
@@ -120,27 +123,26 @@ class RAG:
         return len(self._retriever.snapshot.chunks)
 
     def search(self, query: str, k: int = 10, *, province: str | None = None, year: int | None = None) -> list[Hit]:
-        if not isinstance(query, str) or not query.strip():
-            raise UsageError("The query is empty.")
-        if not 1 <= k <= 1000:
-            raise UsageError(f"k must be between 1 and 1000, got {k}.")
+        _check_text(query, "query")
+        _check_k(k)
         try:
             return self._retriever.search(query, k, province=province, year=year)
-        except ValueError as exc:
+        except EmptyQuestion as exc:
             raise UsageError(f"The query is empty ({exc}).") from exc
 
     def ask(self, question: str, *, k: int | None = None, province: str | None = None, year: int | None = None) -> Answer:
         """The short answer with its citation, or an abstention; written by the LLM when one is set
         (`mode` "generative"), else, or when its answer fails the checks, extractive."""
-        if not isinstance(question, str) or not question.strip():
-            raise UsageError("The question is empty.")
+        _check_text(question, "question")
+        if k is not None:
+            _check_k(k)
         try:
             if self._llm is not None:
                 from .generate import GenerativeAnswerer
 
                 return GenerativeAnswerer(self._retriever, self._llm).ask(question, k=k, province=province, year=year)
             return Answerer(self._retriever).ask(question, k=k, province=province, year=year)
-        except ValueError as exc:  # nothing left once invisible characters are dropped
+        except EmptyQuestion as exc:  # only the question's analysis: other ValueErrors are bugs, not bad input
             raise UsageError(f"The question is empty ({exc}).") from exc
 
     # -- writing
@@ -151,12 +153,15 @@ class RAG:
         if not docs:
             reason = skipped[0][1] if skipped else "no supported document was given."
             raise UsageError(f"Nothing was added: {reason}")
-        return self._write(lambda config, emb: indexer.update(self.index_dir, config, emb, add=docs, skipped=skipped))
+        return self.add_documents(docs, skipped=skipped)
 
-    def add_documents(self, docs: Iterable[Document]) -> BuildReport:
-        """Index documents already read (`rag.ingest.load_document`), e.g. from bytes not yet in their file."""
-        docs = list(docs)
-        return self._write(lambda config, emb: indexer.update(self.index_dir, config, emb, add=docs))
+    def add_documents(self, docs: Iterable[Document], *, skipped: Iterable[tuple[str, str]] = ()) -> BuildReport:
+        """Index documents already read (`rag.ingest.load_document`): nothing is parsed while the index is
+        being written."""
+        docs, skipped = list(docs), list(skipped)
+        if not docs:
+            raise UsageError("Nothing was added: no document was given.")
+        return self._write(lambda config, emb: indexer.update(self.index_dir, config, emb, add=docs, skipped=skipped))
 
     def remove(self, doc_id: str) -> BuildReport:
         if doc_id not in self.documents:
@@ -172,6 +177,20 @@ class RAG:
             report = run(config, old.embedder)
             self._retriever = Retriever(store.load(self.index_dir), old.embedder, old.config)
             return report
+
+
+def _check_text(text: str, what: str) -> None:
+    """UsageError unless `text` is a non-empty string that UTF-8 can hold."""
+    if not isinstance(text, str) or not text.strip():
+        raise UsageError(f"The {what} is empty.")
+    bad = lone_surrogate(text)
+    if bad:
+        raise UsageError(f"The {what} is not valid Unicode text (it holds a lone surrogate, {bad}).")
+
+
+def _check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise UsageError(f"k must be between 1 and {MAX_K}, got {k!r}.")
 
 
 def _llm(llm: LLMOption) -> LLM | None:

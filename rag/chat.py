@@ -23,6 +23,7 @@ from urllib.parse import quote
 from .answer import Answer, Citation
 from .errors import RagError, UsageError
 from .gazetteer import PLACES
+from .text import without_surrogates
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastapi import FastAPI
@@ -236,7 +237,7 @@ def answer_stream(library: Library, message, history, province=None, year=None, 
     except UsageError as exc:
         if warn is not None:
             warn(_vietnamese(str(exc)))
-        yield history, message
+        yield history, without_surrogates(message) if isinstance(message, str) else message
         return
     history.append({"role": "user", "content": esc_lines(question)})
     history.append({"role": "assistant", "content": streaming_html("Đang tìm trong tài liệu…")})
@@ -466,6 +467,8 @@ def _vietnamese(message: str) -> str:
         return f"Câu hỏi quá dài (tối đa {MAX_QUESTION_CHARS} ký tự)."
     if "control characters" in message:
         return "Câu hỏi chứa ký tự điều khiển."
+    if "not valid Unicode" in message:
+        return "Câu hỏi chứa ký tự không hợp lệ (không phải văn bản Unicode)."
     return message
 
 

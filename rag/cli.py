@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import codecs
+import io
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -14,6 +16,19 @@ from .errors import RagError, UsageError
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one sentence, exit 2
         raise UsageError(f"{message} (see `{self.prog} --help`).")
+
+
+def _k(text: str) -> int:
+    """--k: a whole number of passages, 1 to 1000 (the same rule for every command)."""
+    from .api import MAX_K
+
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 1 <= k <= MAX_K:
+        raise argparse.ArgumentTypeError(f"must be at least 1 and at most {MAX_K}, got {k}")
+    return k
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,14 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="ranked passages for a query")
     p.add_argument("query", nargs="?", help="the query")
     p.add_argument("--batch", type=Path, help="JSONL file of {\"query\", \"id\"?} objects ('-' for stdin)")
-    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--k", type=_k, default=10, help="passages returned (1-1000, default 10)")
     reading(p)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("ask", help="the answer with its citations")
     p.add_argument("question", nargs="?", help="the question")
     p.add_argument("--batch", type=Path, help="JSONL file of {\"question\", \"id\"?} objects ('-' for stdin)")
-    p.add_argument("--k", type=int, default=None, help="passages to read")
+    p.add_argument("--k", type=_k, default=None, help="passages to read (1-1000)")
     p.add_argument("--llm", metavar="URL", default=None,
                    help="an LLM writes the answer, checked against its citations: Ollama (http://localhost:11434) "
                         "or OpenAI-compatible (http://host:8000/v1) ($RAG_LLM_URL)")
@@ -81,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--report", type=Path, help="write report.md, results.json and PNG plots into this folder")
     p.add_argument("--baselines", action="store_true", help="also run plain BM25 and the LangChain tutorial pipeline")
-    p.add_argument("--k", type=int, default=10, help="hits retrieved per question (default 10)")
+    p.add_argument("--k", type=_k, default=10, help="hits retrieved per question (default 10)")
     p.add_argument("--limit", type=int, default=0, help="only the first N questions")
     p.add_argument("--model", default=None, help="embedding model for an index built here")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -195,36 +210,66 @@ def _single_or_batch(args: argparse.Namespace, key: str, run: Callable[..., dict
 def _batch(path: Path, key: str, run: Callable[..., dict]) -> int:
     """One JSON line out per JSON line in; a bad line gets {"id", "error"} and exit code 2 at the end."""
     bad = 0
-    for lineno, line in _lines(path):
-        try:
-            item = json.loads(line)
-            if not isinstance(item, dict) or not isinstance(item.get(key), str) or not item[key].strip():
-                raise UsageError(f'line {lineno} needs a non-empty string "{key}"')
-            out = run(item[key], item.get("id"))
-        except (ValueError, UsageError) as exc:
-            bad += 1
-            qid = item.get("id") if isinstance(locals().get("item"), dict) else None
-            out = {"id": qid, "error": str(exc) if isinstance(exc, UsageError) else f"line {lineno} is not valid JSON"}
-        print(json.dumps(out, ensure_ascii=False), flush=False)
+    for lineno, raw in _lines(path):
         item = None
+        try:
+            item = _batch_object(raw, lineno)
+            text = item.get(key)
+            if not isinstance(text, str) or not text.strip():
+                raise UsageError(f'line {lineno} needs a non-empty string "{key}"')
+            out = run(text, item.get("id"))
+        except UsageError as exc:
+            bad += 1
+            out = {"id": item.get("id") if item else None, "error": str(exc)}
+        print(json.dumps(out, ensure_ascii=False), flush=False)
     sys.stdout.flush()
     if bad:
         print(f"{bad} batch line(s) could not be processed.", file=sys.stderr)
     return 2 if bad else 0
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
+def _batch_object(raw: bytes, lineno: int) -> dict:
+    """A batch line as a JSON object with an id UTF-8 can hold (the question is checked by RAG.ask and
+    RAG.search); UsageError saying what is wrong."""
     try:
-        handle = sys.stdin if str(path) == "-" else open(path, encoding="utf-8")
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"line {lineno} is not valid UTF-8 (byte {exc.start + 1})") from None
+    try:
+        item = json.loads(line)
+    except ValueError as exc:
+        where = f" ({exc.msg}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise UsageError(f"line {lineno} is not valid JSON{where}") from None
+    if not isinstance(item, dict):
+        raise UsageError(f"line {lineno} must be a JSON object")
+    try:  # the id is echoed back: a "\ud800" escape is valid JSON, but no UTF-8 can hold it
+        json.dumps(item.get("id"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f'the "id" of line {lineno} is not valid Unicode text (it holds a lone surrogate)') from None
+    return item
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """The non-blank lines of a batch file (or stdin) as bytes, each decoded on its own by the caller,
+    so that one bad line spoils only itself; a UTF-8 BOM is dropped, a UTF-16 file refused."""
+    try:
+        handle = _stdin_bytes() if str(path) == "-" else open(path, "rb")
     except OSError as exc:
         raise UsageError(f"Cannot read {path}: {exc.strerror}.") from exc
     with handle:
-        try:
-            for lineno, line in enumerate(handle, 1):
-                if line.strip():
-                    yield lineno, line
-        except UnicodeDecodeError:
-            raise UsageError(f"{path} is not UTF-8 text.") from None
+        for lineno, raw in enumerate(handle, 1):
+            if lineno == 1:
+                if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                    raise UsageError(f"{path} is UTF-16 text; save it as UTF-8 (one JSON object a line).")
+                raw = raw.removeprefix(codecs.BOM_UTF8)
+            if raw.strip():
+                yield lineno, raw
+
+
+def _stdin_bytes():
+    if hasattr(sys.stdin, "buffer"):
+        return sys.stdin.buffer
+    return io.BytesIO(sys.stdin.read().encode("utf-8", "surrogatepass"))  # a text stream put in its place
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

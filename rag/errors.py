@@ -13,6 +13,10 @@ class UsageError(RagError):
     exit_code = 2
 
 
+class TooLarge(UsageError):
+    """The input is, or expands to, more than is allowed: bytes, pages, paragraphs, time (HTTP 413)."""
+
+
 class IndexNotFound(RagError):
     """No index at the given place."""
 

@@ -209,19 +209,22 @@ def _named_after(sentence: str, heads: tuple[str, ...]) -> list[tuple[int, int]]
     return spans
 
 
+# "17.034" and "1.234,5" (dots group thousands, a comma marks decimals), "2,27", "25"; a lone dot is
+# read as grouping too ("2.5" = 25), as it always was here
+_A_NUMBER = re.compile(r"\d{1,3}(?:\.\d{3})+(?:,\d+)?|\d+(?:[.,]\d+)?")
 _MULTIPLIERS = {"ngàn": 1e3, "nghìn": 1e3, "vạn": 1e4, "triệu": 1e6, "tỷ": 1e9}
 
 
 def value(span: str) -> float | None:
-    """The number a span states, Vietnamese style: "17.034" = 17034, "2,27" = 2.27, "24 ngàn" = 24000."""
+    """The number a span states, Vietnamese style: "17.034" = 17034, "2,27" = 2.27, "24 ngàn" = 24000;
+    None when it states none, or a list ("1,2,3 người")."""
     m = re.search(r"\d+(?:[.,]\d+)*", span)
     if not m:
         return None
     digits = m.group()
-    if re.fullmatch(r"\d{1,3}(?:\.\d{3})+", digits):
-        number = float(digits.replace(".", ""))
-    else:
-        number = float(digits.replace(".", "").replace(",", "."))
+    if not _A_NUMBER.fullmatch(digits):
+        return None  # "1,2,3 người": a list; "1.2.3": a section number
+    number = float(digits.replace(".", "").replace(",", "."))
     after = span[m.end():].split()
     if after and after[0] in _MULTIPLIERS:
         number *= _MULTIPLIERS[after[0]]

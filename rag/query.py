@@ -105,11 +105,15 @@ _ENTITY_RE = re.compile(
 _ENGLISH_ENTITY_RE = re.compile(r"\b(?:which|what)\s+(" + "|".join(_ENGLISH_HEADS) + r")\b")
 
 
+class EmptyQuestion(ValueError):
+    """Nothing is left of the question once it is normalised (invisible characters, spaces)."""
+
+
 def analyse(text: str) -> Query:
-    """Parse a question; raises ValueError on an empty one."""
+    """Parse a question; raises EmptyQuestion (a ValueError) on an empty one."""
     cleaned = collapse_spaces(normalize_query(text))
     if not cleaned:
-        raise ValueError("the question is empty")
+        raise EmptyQuestion("nothing is left once invisible characters and spaces are dropped")
     folded = not has_diacritics(cleaned)
     mentions = gazetteer.find_places(cleaned, folded=folded or None)
     if not mentions and not folded:  # "hộ nghèo ở hue": try the unaccented words too

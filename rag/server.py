@@ -36,14 +36,17 @@ from starlette.routing import Match
 from .answer import Answer
 from . import store
 from .api import RAG, search_json
-from .errors import IndexCorrupt, IndexLocked, IndexNotFound, RagError, UsageError
+from .errors import IndexCorrupt, IndexLocked, IndexNotFound, RagError, TooLarge, UsageError
 from .ingest import document_file, load_document
 from .loaders import SUPPORTED, sha256
+from .text import lone_surrogate
 
 MAX_QUESTION_CHARS = 2000
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_JSON_BYTES = 64 * 1024
-MAX_NAME_CHARS = 200
+DRAIN_BYTES = 8 * 2**20  # of a refused body, read and thrown away so that the client sees the answer
+MAX_NAME_BYTES = 200  # in UTF-8: the stored file (and its temporary twin) must fit a file system's 255-byte names
+MAX_NAME_CHARS = MAX_NAME_BYTES  # (the old name of the limit)
 UPLOADS = "uploads"  # folder inside the index folder that keeps uploaded files (their `source`)
 STAGED = ".incoming-"  # an upload's bytes in uploads/ until the index holds them: .incoming-<8 hex>-<name>
 
@@ -55,9 +58,13 @@ _NAME_OK = re.compile(r"[\w\- .,()+&'\[\]]+")
 
 
 def clean_text(value: Any, what: str = "question", limit: int = MAX_QUESTION_CHARS) -> str:
-    """The text stripped and NFC-normalised; UsageError when it is empty, too long or holds control characters."""
+    """The text stripped and NFC-normalised; UsageError when it is empty, too long, holds control characters
+    or lone surrogates (a JSON "\\ud800" escape: no UTF-8 can hold it)."""
     if not isinstance(value, str):
         raise UsageError(f"The {what} must be a string.")
+    bad = lone_surrogate(value)
+    if bad:
+        raise UsageError(f"The {what} is not valid Unicode text (it holds a lone surrogate, {bad}).")
     text = unicodedata.normalize("NFC", value).strip()
     if not text:
         raise UsageError(f"The {what} is empty.")
@@ -75,7 +82,10 @@ def safe_file_name(name: str | None) -> str:
     name = unicodedata.normalize("NFC", name.strip())
     if "/" in name or "\\" in name or name.startswith(".") or ".." in name:
         raise UsageError(f"The file name {name!r} must be a plain name, not a path.")
-    if len(name) > MAX_NAME_CHARS or _CONTROL.search(name) or not _NAME_OK.fullmatch(name):
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > MAX_NAME_BYTES:
+        raise UsageError(f"The file name is too long ({size} bytes in UTF-8; at most {MAX_NAME_BYTES}); shorten it.")
+    if _CONTROL.search(name) or not _NAME_OK.fullmatch(name):
         raise UsageError("The file name holds characters that are not allowed (use letters, digits, spaces, - _ . ( )).")
     if Path(name).suffix.lower() not in SUPPORTED:
         raise UsageError(f"{name} is not a supported document type (use {', '.join(SUPPORTED)}).")
@@ -138,7 +148,7 @@ class Library:
         if len(data) > MAX_UPLOAD_BYTES:
             raise UsageError(f"{name} is larger than {MAX_UPLOAD_BYTES // 2**20} MB.")
         target = self.uploads_dir / name
-        doc = load_document(target, data)  # parse before touching anything: unreadable files change nothing
+        doc = load_document(target, data)  # parsed here, outside the lock: unreadable files change nothing
         with self._write, store.write_lock(Path(self.rag.index_dir)):
             existing = self.rag.documents.get(target.stem)
             if existing is not None and document_file(existing) != target.resolve():
@@ -246,6 +256,14 @@ def _opt(value: str | None, what: str) -> str | None:
     return None if value is None or not str(value).strip() else clean_text(value, what, 100)
 
 
+def _echo_id(value: str | int | None) -> str | int | None:
+    """The request's `id`, echoed back: a string must be one that UTF-8 can hold."""
+    bad = lone_surrogate(value) if isinstance(value, str) else None
+    if bad:
+        raise UsageError(f"The field 'id' is not valid Unicode text (it holds a lone surrogate, {bad}).")
+    return value
+
+
 def _doc_summary(doc) -> dict:
     meta = doc.meta
     return {"doc_id": doc.id, "source": doc.source, "title": meta.title, "province": meta.province,
@@ -298,7 +316,7 @@ def create_app(
         version=_version(),
     )
     app.state.library = library
-    app.add_middleware(_BodyLimit)
+    app.add_middleware(_BodyLimit, token=token)
     _error_handlers(app)
     app.include_router(_public_routes(library), prefix="/api")
     app.include_router(_routes(library), prefix="/api", dependencies=[Depends(_bearer(token))])
@@ -323,9 +341,8 @@ def _bearer(token: str | None):
         if expected is None:
             return
         given = request.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
-            raise HTTPException(401, "Missing or wrong API token: send the header `Authorization: Bearer <token>`.",
-                                headers={"WWW-Authenticate": "Bearer"})
+        if not hmac.compare_digest(given, expected):  # (the middleware checked it already, before the body)
+            raise HTTPException(401, _TOKEN_MESSAGE, headers={"WWW-Authenticate": "Bearer"})
 
     return check
 
@@ -345,12 +362,13 @@ def _routes(library: Library) -> APIRouter:
 
     @router.post("/ask", summary="Answer a question with its citations (the `rag ask --json` object)")
     def ask(body: AskRequest) -> dict:
-        return library.ask(body.question, k=body.k, province=body.province, year=body.year).to_json(body.id)
+        qid = _echo_id(body.id)
+        return library.ask(body.question, k=body.k, province=body.province, year=body.year).to_json(qid)
 
     @router.post("/search", summary="Ranked passages (the `rag search --json` object)")
     def search(body: SearchRequest) -> dict:
-        query = clean_text(body.query, "query")
-        return search_json(query, library.search(query, body.k, province=body.province, year=body.year), body.id)
+        query, qid = clean_text(body.query, "query"), _echo_id(body.id)
+        return search_json(query, library.search(query, body.k, province=body.province, year=body.year), qid)
 
     @router.get("/documents", summary="The indexed documents")
     def documents() -> dict:
@@ -362,7 +380,7 @@ def _routes(library: Library) -> APIRouter:
         data = file.file.read(MAX_UPLOAD_BYTES + 1)
         if len(data) > MAX_UPLOAD_BYTES:
             raise HTTPException(413, f"The upload is larger than {MAX_UPLOAD_BYTES // 2**20} MB.")
-        result = library.add_upload(file.filename, data)
+        result = library.add_upload(_sent_name(file), data)
         doc = library.document(result.doc_id)
         return {**_doc_summary(doc), "status": result.status, "documents": result.documents, "chunks": result.chunks}
 
@@ -387,6 +405,20 @@ def _routes(library: Library) -> APIRouter:
             raise _not_found(doc_id) from None
 
     return router
+
+
+def _sent_name(file: UploadFile) -> str | None:
+    """The file name as the client sent it. python-multipart keeps only the last part of a Windows path
+    ("C:\\tmp\\evil.txt" becomes "evil.txt"); here such a name is refused like any other path."""
+    disposition = file.headers.get("content-disposition", "")
+    if "\\" not in disposition:
+        return file.filename
+    from email.message import Message
+
+    header = Message()
+    header["content-disposition"] = disposition
+    sent = header.get_param("filename", header="content-disposition")
+    return sent if isinstance(sent, str) and sent else disposition
 
 
 def _api_fallback(app: FastAPI) -> None:
@@ -437,6 +469,8 @@ def _error_handlers(app: FastAPI) -> None:
     async def rag_error(request: Request, exc: RagError) -> JSONResponse:
         if isinstance(exc, Conflict):
             return _error(409, str(exc))
+        if isinstance(exc, TooLarge):
+            return _error(413, str(exc))
         if isinstance(exc, UsageError):
             return _error(400, str(exc))
         if isinstance(exc, IndexLocked):
@@ -459,6 +493,13 @@ def validation_message(errors: list[dict]) -> str:
     kind = e.get("type", "")
     loc = [str(p) for p in e.get("loc", ()) if p != "body"]
     field = ".".join(loc)
+    names = {"string_type": "a string", "int_type": "an integer", "bool_type": "a boolean",
+             "dict_type": "an object", "model_type": "an object"}
+    union = [x for x in errors if [str(p) for p in x.get("loc", ()) if p != "body"][:-1] == loc[:-1]]
+    if len(loc) >= 2 and len(union) > 1 and all(x.get("type") in names for x in union):
+        # `str | int`: pydantic tries each type and names each try ('id.str', 'id.int')
+        kinds = " or ".join(dict.fromkeys(names[x["type"]] for x in union))
+        return f"The field {'.'.join(loc[:-1])!r} must be {kinds}."
     if kind == "json_invalid":
         return "The request body is not valid JSON."
     if not field:
@@ -469,8 +510,6 @@ def validation_message(errors: list[dict]) -> str:
         return f"The field {field!r} is missing."
     if kind == "extra_forbidden":
         return f"Unknown field {field!r}."
-    names = {"string_type": "a string", "int_type": "an integer", "bool_type": "a boolean",
-             "dict_type": "an object", "model_type": "an object"}
     if kind in names:
         return f"The field {field!r} must be {names[kind]}."
     msg = str(e.get("msg", "is not valid")).rstrip(".")
@@ -478,29 +517,102 @@ def validation_message(errors: list[dict]) -> str:
 
 
 class _BodyLimit:
-    """Refuse over-long bodies on /api before reading them: 413 with a JSON error."""
+    """The gate of every /api request, before any of its body is read.
 
-    def __init__(self, app) -> None:
+    With a token, a request without it is refused (401) before its body is read. The body is then
+    bounded whatever its framing: a declared Content-Length over the limit is refused at once, and
+    the bytes of a chunked body are counted as the app reads them, the request refused (413) once
+    they pass the limit. A refused body is read on and thrown away, up to DRAIN_BYTES, so that a
+    client that sends its whole body before reading (urllib, http.client) gets the answer and not a
+    reset connection; beyond that the connection is closed.
+    """
+
+    def __init__(self, app, token: str | None = None) -> None:
         self.app = app
+        self.expected = f"Bearer {token}".encode() if token else None
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/api/"):
-            length = dict(scope["headers"]).get(b"content-length")
-            limit = MAX_UPLOAD_BYTES + 64 * 1024 if scope["path"].rstrip("/") == "/api/documents" else MAX_JSON_BYTES
-            if length is not None:
-                if not length.isdigit():
-                    await _send_json(send, 400, "The Content-Length header is not a number.")
-                    return
-                if int(length) > limit:
-                    await _send_json(send, 413, f"The request body is too large (at most {limit // 1024} KB).")
-                    return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"].rstrip("/")
+        headers = dict(scope["headers"])
+        if self.expected is not None and path not in _PUBLIC and not _token_ok(headers, self.expected):
+            await _drain(receive, DRAIN_BYTES)
+            await _send_json(send, 401, _TOKEN_MESSAGE, [(b"www-authenticate", b"Bearer")])
+            return
+        upload = path == "/api/documents"
+        limit = MAX_UPLOAD_BYTES + 64 * 1024 if upload else MAX_JSON_BYTES
+        too_large = (f"The upload is larger than {MAX_UPLOAD_BYTES // 2**20} MB." if upload
+                     else f"The request body is too large (at most {limit // 1024} KB).")
+        length = headers.get(b"content-length")
+        if length is not None:
+            if not length.isdigit():
+                await _send_json(send, 400, "The Content-Length header is not a number.")
+                return
+            if int(length) > limit:
+                if int(length) <= limit + DRAIN_BYTES:
+                    await _drain(receive, int(length))
+                await _send_json(send, 413, too_large)
+                return
+        read, over, started = 0, False, False
+
+        async def counted_receive():
+            nonlocal read, over
+            message = await receive()
+            if message["type"] == "http.request":
+                read += len(message.get("body", b""))
+                if read > limit:
+                    over = True
+                    raise _TooLarge(too_large)
+            return message
+
+        async def gated_send(message):
+            nonlocal started
+            if over:
+                return  # the app's own answer to the read that failed: ours goes instead
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, gated_send)
+        except Exception:
+            if not over:
+                raise
+        if over and not started:
+            await _drain(receive, DRAIN_BYTES)
+            await _send_json(send, 413, too_large)
 
 
-async def _send_json(send, status: int, message: str) -> None:
+class _TooLarge(Exception):
+    """Raised into the app when the body it reads passes the limit (the app's handling of it is dropped)."""
+
+
+_PUBLIC = {"/api/health"}  # the routes that want no token
+_TOKEN_MESSAGE = "Missing or wrong API token: send the header `Authorization: Bearer <token>`."
+
+
+def _token_ok(headers: dict[bytes, bytes], expected: bytes) -> bool:
+    return hmac.compare_digest(headers.get(b"authorization", b""), expected)
+
+
+async def _drain(receive, limit: int) -> None:
+    """Read and discard the rest of the request body, at most `limit` bytes."""
+    drained = 0
+    while drained < limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
+async def _send_json(send, status: int, message: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
     body = json.dumps({"error": message}).encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -541,7 +653,7 @@ def serve(host: str = "127.0.0.1", port: int = 7860, index_dir: str | Path | Non
         print(f"Warning: serving on {host} without RAG_API_TOKEN: anyone who can reach it can upload and delete.",
               file=sys.stderr)
     mode = "dense" if rag.mode == "dense" else "lexical (BM25 only: no embedding model)"
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, http=http_protocol())
     server = uvicorn.Server(config)
 
     def announce() -> None:
@@ -565,7 +677,7 @@ class BackgroundServer:
 
         self.host, self.port = host, port or _free_port(host)
         self.server = uvicorn.Server(uvicorn.Config(app, host=self.host, port=self.port, log_level="warning",
-                                                    access_log=False))
+                                                    access_log=False, http=http_protocol()))
         self.thread = threading.Thread(target=self.server.run, name=f"rag-server-{self.port}", daemon=True)
 
     @property
@@ -584,6 +696,26 @@ class BackgroundServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def http_protocol():
+    """uvicorn's HTTP/1.1 protocol (h11), except that a request it cannot parse (a malformed request line,
+    `Content-Length: abc`) gets a JSON error like every other, not uvicorn's plain text."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class JSONErrorsH11Protocol(H11Protocol):
+        def send_400_response(self, msg: str) -> None:  # (uvicorn's own, with a JSON body)
+            body = json.dumps({"error": "The request is not valid HTTP/1.1 (a malformed request line or header, "
+                                        "such as Content-Length)."}).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                       (b"connection", b"close")]
+            for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"), h11.Data(data=body),
+                          h11.EndOfMessage()):
+                self.transport.write(self.conn.send(event))
+            self.transport.close()
+
+    return JSONErrorsH11Protocol
 
 
 def _check_port(host: str, port: int) -> None:

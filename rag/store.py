@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,7 @@ import numpy as np
 from . import __version__
 from .chunker import ChunkConfig
 from .dense import DenseIndex
-from .errors import IndexCorrupt, IndexLocked, IndexNotFound
+from .errors import IndexCorrupt, IndexLocked, IndexNotFound, UsageError
 from .lexical import LexicalConfig, LexicalIndex
 from .types import Chunk, DocMeta, Document, Section
 
@@ -89,6 +89,7 @@ _held = threading.local()  # the index folders whose lock this thread holds
 def write_lock(index_dir: Path):
     """Exclusive lock on the index folder for the length of a build; a thread that holds it may
     take it again (an upload holds it across writing its file, indexing and renaming)."""
+    _check_folder(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
     key = str(index_dir.resolve())
     held = _held.__dict__.setdefault("dirs", set())
@@ -233,6 +234,13 @@ def _chunk_record(chunk: Chunk) -> dict:
 # ---------------------------------------------------------------- reading
 
 
+def _check_folder(index_dir: Path) -> None:
+    """UsageError when the index folder given is a file (`--index-dir README.md`)."""
+    if index_dir.exists() and not index_dir.is_dir():
+        raise UsageError(f"{index_dir} is a file, not an index folder; give the folder that holds the index "
+                         "(or an empty or new one to build it in).")
+
+
 def live_snapshot(index_dir: Path) -> Path:
     """The folder of the live snapshot; IndexNotFound when there is none."""
     name = _current_name(index_dir)
@@ -246,6 +254,7 @@ def live_snapshot(index_dir: Path) -> Path:
 
 def _current_name(index_dir: Path) -> str | None:
     """The live snapshot's name as CURRENT says it now; None when there is no CURRENT."""
+    _check_folder(index_dir)
     try:
         return (index_dir / "CURRENT").read_text("utf-8").strip()
     except FileNotFoundError:
@@ -266,12 +275,47 @@ def _read_manifest(index_dir: Path, snap: Path) -> dict:
         raise IndexCorrupt(f"The index manifest in {index_dir} is unreadable ({exc}); {rebuild_hint(index_dir)}.") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise IndexCorrupt(f"{index_dir} does not hold an index of this program; {rebuild_hint(index_dir)}.")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        shown = version if isinstance(version, int) and not isinstance(version, bool) else f"{version!r}, not a number"
         raise IndexCorrupt(
-            f"The index in {index_dir} has format version {manifest.get('format_version')}, this program reads "
-            f"version {FORMAT_VERSION}; {rebuild_hint(index_dir)}."
+            f"The index in {index_dir} has format version {shown}; this program reads version {FORMAT_VERSION}; "
+            f"{rebuild_hint(index_dir)}."
         )
+    bad = _misshapen_field(manifest)
+    if bad:
+        raise IndexCorrupt(f"The index manifest in {index_dir} is damaged (its {bad!r} field is missing or of the "
+                           f"wrong type); {rebuild_hint(index_dir)}.")
     return manifest
+
+
+def _misshapen_field(manifest: dict) -> str | None:
+    """The first field this program reads that is not the shape it writes, or None."""
+    def opt(value, kind) -> bool:
+        return value is None or (isinstance(value, kind) and not isinstance(value, bool))
+
+    model = manifest.get("model")
+    if not isinstance(model, dict):
+        return "model"
+    for key, kind in (("name", str), ("dim", int), ("faiss", str)):
+        if not opt(model.get(key), kind):
+            return f"model.{key}"
+    mode = manifest.get("mode")
+    if mode not in ("dense", "lexical") or (mode == "dense" and None in (model.get("name"), model.get("dim"), model.get("faiss"))):
+        return "mode"
+    chunking = manifest.get("chunking")
+    if not isinstance(chunking, dict) or set(chunking) != {f.name for f in fields(ChunkConfig)}:
+        return "chunking"
+    try:
+        if not all(opt(v, int) and v is not None for v in chunking.values()):
+            return "chunking"
+        ChunkConfig(**chunking)
+    except ValueError:
+        return "chunking"
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        return "files"
+    return None
 
 
 def load(index_dir: Path, *, verify: bool = True) -> Snapshot:
@@ -293,7 +337,7 @@ def load(index_dir: Path, *, verify: bool = True) -> Snapshot:
 def _load(index_dir: Path, snap: Path, verify: bool) -> Snapshot:
     manifest = _read_manifest(index_dir, snap)
     if verify:
-        for rel, digest in manifest.get("files", {}).items():
+        for rel, digest in manifest["files"].items():
             try:
                 intact = _sha256_file(snap / rel) == digest
             except OSError:  # missing (or removed by a build that went live meanwhile)

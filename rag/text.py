@@ -108,6 +108,21 @@ def bigrams(tokens: list[str]) -> list[str]:
     return [f"{a}_{b}" for a, b in zip(tokens, tokens[1:])]
 
 
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogate(text: str) -> str | None:
+    """The first lone surrogate in `text` as "U+D800", or None. Such a string is not text: no UTF-8
+    can hold it (a JSON "\\ud800" escape, bytes that were not UTF-8 decoded with surrogateescape)."""
+    m = _SURROGATE_RE.search(text)
+    return f"U+{ord(m.group()):04X}" if m else None
+
+
+def without_surrogates(text: str) -> str:
+    """`text` with its lone surrogates replaced by U+FFFD, so it can be shown or sent back."""
+    return _SURROGATE_RE.sub("\ufffd", text)
+
+
 def collapse_spaces(text: str) -> str:
     return _SPACES_RE.sub(" ", text).strip()
 
