@@ -1,6 +1,6 @@
 """The chat in a real headless Chromium (Debian's package, driven by Playwright).
 
-Screenshots go to docs/screenshots/. Without /usr/bin/chromium the tests are skipped, except in CI
+Screenshots go to $TMPDIR/rag-screenshots (docs/screenshots/ with RAG_UPDATE_SCREENSHOTS=1). Without /usr/bin/chromium the tests are skipped, except in CI
 (CI=true), where they fail: install it with `apt-get install chromium` (scripts/test.sh does).
 """
 
@@ -16,7 +16,9 @@ from rag.api import RAG
 from rag.server import BackgroundServer, create_app
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ROOT / "docs" / "screenshots"
+# the README's screenshots are refreshed only on request: a test run must not modify tracked files
+SHOTS = ROOT / "docs" / "screenshots" if os.environ.get("RAG_UPDATE_SCREENSHOTS") == "1" else Path(
+    os.environ.get("TMPDIR", "/tmp")) / "rag-screenshots"
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]

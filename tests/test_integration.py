@@ -126,7 +126,7 @@ def test_unavailable_hub_model_returns_none_fast(monkeypatch, capsys):
 
 def test_build_with_an_unavailable_model_falls_back_to_lexical(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(embed, "_warned", set())
-    name = "intfloat/multilingual-e5-small"
+    name = "intfloat/multilingual-e5-base"  # (the small one has a bundled 4-bit build)
     if embed._cached_snapshot(name) is not None:
         pytest.skip(f"{name} is in the local Hugging Face cache here")
     rag, report = RAG.build([SEEDS], tmp_path / "index", model=name)

@@ -39,17 +39,18 @@ def reference_search(r: Retriever, question: str, k: int, province=None, year=No
     cand = cand[lex[cand] > 0]
     lex_max = float(lex[cand].max()) if len(cand) else 0.0
     dense_scores, fused = {}, {}
-    if r.embedder is not None:
-        scores, ids = r.snapshot.dense.search(r.embedder.embed_query(query.normalized), n_cand)
+    weight = cfg.dense_weight_unaccented if query.folded else cfg.dense_weight
+    if r.embedder is not None and weight > 0:
+        scores, ids = r.snapshot.dense.search(r.embedder.embed_query(r.dense_text(query)), n_cand)
         dense_scores = {int(i): float(s) for i, s in zip(ids, scores)}
     if lex_max > 0:
-        fused = {int(i): (1 - cfg.dense_weight * bool(dense_scores)) * float(lex[i]) / lex_max for i in cand}
+        fused = {int(i): (1 - weight * bool(dense_scores)) * float(lex[i]) / lex_max for i in cand}
     if dense_scores:
         lo, hi = min(dense_scores.values()), max(dense_scores.values())
         for i, sim in dense_scores.items():
             norm = (sim - lo) / (hi - lo) if hi > lo else 1.0
-            fused[i] = fused.get(i, (1 - cfg.dense_weight) * float(lex[i]) / lex_max if lex_max > 0 else 0.0)
-            fused[i] += cfg.dense_weight * norm
+            fused[i] = fused.get(i, (1 - weight) * float(lex[i]) / lex_max if lex_max > 0 else 0.0)
+            fused[i] += weight * norm
     coverage = _reference_coverage(r, query, sorted(fused, key=fused.get, reverse=True)[: cfg.rerank_depth])
     hits = []
     for i, base in fused.items():
@@ -115,7 +116,8 @@ def _reference_coverage(r: Retriever, query, candidates: list[int]) -> dict[int,
         if query.folded:
             all_toks = [fold(t) for t in all_toks]
         pair_share = len(pairs & set(bigrams(all_toks))) / len(pairs) if pairs else 0.0
-        out[i] = r.config.sentence_coverage * best + r.config.bigram_coverage * pair_share
+        sentence = r.config.sentence_coverage_unaccented if query.folded else r.config.sentence_coverage
+        out[i] = sentence * best + r.config.bigram_coverage * pair_share
     return out
 
 
