@@ -231,6 +231,13 @@ def _pointer_schema(schema, index):
     _dummy(schema, index)
 
 
+_UNQUOTABLE = re.compile(r"['\"\\]")  # Milvus 2.5's filter parser fails on these even inside a string
+
+
+def _quotable(value: str) -> bool:
+    return _UNQUOTABLE.search(value) is None
+
+
 def _lit(values) -> str:
     """A list literal for a Milvus filter."""
     return json.dumps(list(values), ensure_ascii=False)
@@ -419,6 +426,9 @@ class MilvusIndex:
 
     def doc_freqs(self, field: str, tokens: Iterable[str]) -> dict[str, int]:
         keys = [f"{field} {t}" for t in tokens]
+        for k in keys:
+            if not _quotable(k):
+                self._df[k] = 0  # (a token with a quote: not counted, as if unseen)
         todo = [k for k in dict.fromkeys(keys) if k not in self._df]
         for i in range(0, len(todo), 1000):
             part = todo[i : i + 1000]
@@ -459,7 +469,7 @@ class MilvusIndex:
         return _RemoteRestorer(self)
 
     def accent_forms(self, words: Iterable[str]) -> dict[str, list[tuple[int, str]]]:
-        words = sorted({w for w in words if len(w.encode("utf-8")) < 1000})
+        words = sorted({w for w in words if len(w.encode("utf-8")) < 1000 and _quotable(w)})
         if not words:
             return {}
         rows = self.client.query(self.names["vocab"], filter=f'field == "syl" and folded in {_lit(words)}',
@@ -801,6 +811,8 @@ def _insert_documents(client, names, docs, config, embedder, next_id, delta, pro
     """Chunk, embed and insert `docs` (ids from `next_id` on, in order); vocabulary counts into `delta`."""
     chunk_rows, doc_rows, chunks = [], [], []
     for doc in docs:
+        if not _quotable(doc.id):
+            raise UsageError(f"The Milvus store cannot hold a document id with quotes or backslashes ({doc.id!r}); rename the file.")
         doc_rows.extend(_doc_rows(doc))
         for chunk in chunk_document(doc, config.chunk):
             toks, sents = chunk_tokens(chunk)
@@ -819,7 +831,7 @@ def _insert_documents(client, names, docs, config, embedder, next_id, delta, pro
 
 
 def _apply_vocab(client, coll: str, delta: Counter, fresh: bool = False) -> None:
-    keys = [k for k, v in delta.items() if v and len(k.encode("utf-8")) < 1100]
+    keys = [k for k, v in delta.items() if v and len(k.encode("utf-8")) < 1100 and _quotable(k)]
     current: dict[str, int] = {}
     if not fresh:
         for k in range(0, len(keys), 1000):

@@ -32,20 +32,25 @@ def _store(kind: str, tmp: Path, name: str = "rag") -> StoreConfig:
     return StoreConfig() if kind == "local" else StoreConfig("milvus", str(tmp / "milvus.db"), None, name)
 
 
+_BUILT: dict[str, tuple] = {}
+
+
+def _seeds_index(kind: str, tmp_path_factory):
+    """seeds/ indexed once per store for the module (read-only tests share it)."""
+    if kind not in _BUILT:
+        tmp = tmp_path_factory.mktemp(kind)
+        _BUILT[kind] = RAG.build([SEEDS], tmp / "index", model="hashing", store=_store(kind, tmp))
+    return _BUILT[kind]
+
+
 @pytest.fixture(scope="module", params=["local", "milvus"])
 def built(request, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp(request.param)
-    rag, report = RAG.build([SEEDS], tmp / "index", model="hashing", store=_store(request.param, tmp))
-    return rag, report
+    return _seeds_index(request.param, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory):
-    out = {}
-    for kind in ("local", "milvus"):
-        tmp = tmp_path_factory.mktemp(f"both-{kind}")
-        out[kind] = RAG.build([SEEDS], tmp / "index", model="hashing", store=_store(kind, tmp))[0]
-    return out
+    return {kind: _seeds_index(kind, tmp_path_factory)[0] for kind in ("local", "milvus")}
 
 
 # ---------------------------------------------------------------- the contract, for both stores
@@ -207,6 +212,7 @@ def test_store_configuration(monkeypatch):
         StoreConfig.resolve("elastic")
 
 
+@pytest.mark.slow  # (another index build; the API tests above cover the same path)
 def test_cli(tmp_path, capsys):
     import json
 
