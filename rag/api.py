@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import indexer, store
+from . import backend, indexer, store
 from .answer import Answer, Answerer
+from .backend import StoreConfig
 from .chunker import ChunkConfig
 from .embed import DEFAULT_MODEL, Embedder, ModelUnavailable, describe, load_embedder, warn
 from .errors import RagError, UsageError
@@ -48,8 +49,10 @@ def default_index_dir() -> Path:
 class RAG:
     """An opened index: search it, ask it (extractive, or an LLM when one is configured), add and remove documents."""
 
-    def __init__(self, index_dir: Path, retriever: Retriever, llm: LLM | None = None) -> None:
+    def __init__(self, index_dir: Path, retriever: Retriever, llm: LLM | None = None,
+                 store: StoreConfig | None = None) -> None:
         self.index_dir = index_dir
+        self.store = store or StoreConfig()  # where the index lives: the local folder or Milvus
         self._retriever = retriever
         self._llm = llm  # writes the answers when set; `open` and `build` read $RAG_LLM_URL
         self._lock = threading.Lock()  # serialises writers; readers use the retriever they picked up
@@ -57,7 +60,8 @@ class RAG:
     # -- opening and building
 
     @classmethod
-    def open(cls, index_dir: str | Path | None = None, *, model: str | None = None, llm: LLMOption = None) -> RAG:
+    def open(cls, index_dir: str | Path | None = None, *, model: str | None = None, llm: LLMOption = None,
+             store: StoreConfig | None = None) -> RAG:
         """Open the index in `index_dir`; `model` must match the one it was built with, if given.
 
         `llm` writes the answers: an `LLMConfig`, any LangChain chat model, None (the one
@@ -65,8 +69,10 @@ class RAG:
         """
         llm = _llm(llm)
         index_dir = Path(index_dir) if index_dir else default_index_dir()
-        snapshot = store.load(index_dir)
-        return cls(index_dir, Retriever(snapshot, _query_embedder(snapshot.manifest, model, index_dir)), llm)
+        store = store or StoreConfig.resolve()  # (the local folder unless $RAG_STORE says milvus)
+        view = backend.open_view(store, index_dir)
+        location = index_dir if store.kind == "local" else store.uri
+        return cls(index_dir, Retriever(view, _query_embedder(view.manifest, model, location)), llm, store)
 
     @classmethod
     def build(
@@ -81,6 +87,7 @@ class RAG:
         progress: bool = False,
         llm: LLMOption = None,
         rebuild: bool = False,
+        store: StoreConfig | None = None,
     ) -> tuple[RAG, BuildReport]:
         """Index the files under `paths` (incrementally) and open the result (`llm` as in `open`).
 
@@ -90,8 +97,14 @@ class RAG:
         index_dir = Path(index_dir) if index_dir else default_index_dir()
         embedder = load_embedder(model if model is not None else default_model())
         config = _config(embedder, chunk_size, chunk_overlap, faiss_kind)
+        store = store or StoreConfig.resolve()
+        if store.kind == "milvus":
+            from . import milvus_store
+
+            report = milvus_store.build(paths, store, config, embedder, progress=progress)
+            return cls(index_dir, Retriever(backend.open_view(store, index_dir), embedder), llm, store), report
         report = indexer.build(paths, index_dir, config, embedder, progress=progress, rebuild=rebuild)
-        return cls(index_dir, Retriever(store.load(index_dir), embedder), llm), report
+        return cls(index_dir, Retriever(backend.open_view(store, index_dir), embedder), llm, store), report
 
     # -- reading
 
@@ -108,6 +121,11 @@ class RAG:
     def model_info(self) -> dict | None:
         """The model answering questions: {"name", "build", "precision", "dim"}, or None (BM25 alone)."""
         return describe(self._retriever.embedder)
+
+    @property
+    def store_info(self) -> dict:
+        """Where the index lives: {"kind": "local", "location": folder} or {"kind": "milvus", "location": URI, ...}."""
+        return self._retriever.snapshot.describe()
 
     @property
     def llm(self) -> dict | None:
@@ -161,12 +179,12 @@ class RAG:
         docs, skipped = list(docs), list(skipped)
         if not docs:
             raise UsageError("Nothing was added: no document was given.")
-        return self._write(lambda config, emb: indexer.update(self.index_dir, config, emb, add=docs, skipped=skipped))
+        return self._write(lambda config, emb: backend.write(self.store, self.index_dir, config, emb, add=docs, skipped=skipped))
 
     def remove(self, doc_id: str) -> BuildReport:
         if doc_id not in self.documents:
             raise UsageError(f"No document with id {doc_id!r} in the index.")
-        return self._write(lambda config, emb: indexer.update(self.index_dir, config, emb, add=[], remove=[doc_id]))
+        return self._write(lambda config, emb: backend.write(self.store, self.index_dir, config, emb, add=[], remove=[doc_id]))
 
     def _write(self, run) -> BuildReport:
         with self._lock:
@@ -175,7 +193,7 @@ class RAG:
             chunking = ChunkConfig(**manifest["chunking"])
             config = _config(old.embedder, chunking.size, chunking.overlap, manifest["model"].get("faiss") or "auto")
             report = run(config, old.embedder)
-            self._retriever = Retriever(store.load(self.index_dir), old.embedder, old.config)
+            self._retriever = Retriever(backend.open_view(self.store, self.index_dir), old.embedder, old.config)
             return report
 
 

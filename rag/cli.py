@@ -39,6 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--index-dir", type=Path, default=None, help="index folder (default: index/ or $RAG_INDEX_DIR)")
         p.add_argument("--debug", action="store_true", help="show tracebacks")
+        stores(p)
+
+    def stores(p: argparse.ArgumentParser) -> None:  # where the index lives (rag/backend.py)
+        p.add_argument("--store", choices=["local", "milvus"], default=None,
+                       help="local index folder (default) or Milvus ($RAG_STORE)")
+        p.add_argument("--milvus-uri", default=None, metavar="URI",
+                       help="a file path (Milvus Lite, in-process) or http://host:19530 (server or cluster) ($RAG_MILVUS_URI)")
+        p.add_argument("--milvus-token", default=None, metavar="T", help="Milvus token, user:password or API key ($RAG_MILVUS_TOKEN)")
 
     def reading(p: argparse.ArgumentParser) -> None:  # what `search` and `ask` share
         p.add_argument("--json", action="store_true")
@@ -108,12 +116,22 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_ask(args: argparse.Namespace) -> int:
     from .api import RAG
 
-    rag = RAG.open(args.index_dir, model=args.model, llm=_llm_option(args))
+    rag = RAG.open(args.index_dir, model=args.model, llm=_llm_option(args), store=_store(args))
 
     def one(question: str, qid=None) -> dict:
-        return rag.ask(question, k=args.k, province=args.province, year=args.year).to_json(qid)
+        result = rag.ask(question, k=args.k, province=args.province, year=args.year).to_json(qid)
+        result["store"] = rag.store_info  # (last: the contract's fields keep their places)
+        return result
 
     return _single_or_batch(args, "question", one, lambda result: _print_answer(result, _mode_label(rag)))
+
+
+def _store(args: argparse.Namespace):
+    """--store, --milvus-uri, --milvus-token over $RAG_STORE, $RAG_MILVUS_URI, $RAG_MILVUS_TOKEN."""
+    from .backend import StoreConfig
+
+    return StoreConfig.resolve(getattr(args, "store", None), getattr(args, "milvus_uri", None),
+                               getattr(args, "milvus_token", None))
 
 
 def _llm_option(args: argparse.Namespace):
@@ -162,19 +180,21 @@ def cmd_index(args: argparse.Namespace) -> int:
     rag, report = RAG.build(
         args.paths, args.index_dir, model=args.model, chunk_size=args.chunk_size,
         chunk_overlap=args.chunk_overlap, faiss_kind=args.faiss, progress=not args.quiet, rebuild=args.rebuild,
+        store=_store(args),
     )
     for path, reason in report.skipped:
         print(f"Skipped {path}: {reason}", file=sys.stderr)
     from .embed import model_label
 
-    print(f"{report.summary()} Model: {model_label(rag.model_info)}. Index: {rag.index_dir}")
+    where = rag.index_dir if rag.store.kind == "local" else f"Milvus {rag.store.uri} ({rag.store.name})"
+    print(f"{report.summary()} Model: {model_label(rag.model_info)}. Index: {where}")
     return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     from .api import RAG, search_json
 
-    rag = RAG.open(args.index_dir, model=args.model)
+    rag = RAG.open(args.index_dir, model=args.model, store=_store(args))
 
     def one(query: str, qid=None) -> dict:
         return search_json(query, rag.search(query, args.k, province=args.province, year=args.year), qid)
@@ -273,8 +293,15 @@ def _stdin_bytes():
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
     from .server import serve
 
+    store = _store(args)  # the server opens (and builds) the index where $RAG_STORE... say
+    if store.kind == "milvus":
+        os.environ.update(RAG_STORE="milvus", RAG_MILVUS_URI=store.uri, RAG_MILVUS_NAME=store.name)
+        if store.token:
+            os.environ["RAG_MILVUS_TOKEN"] = store.token
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, got {args.port}.")
     return serve(args.host, args.port, args.index_dir, seeds=args.seeds)

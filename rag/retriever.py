@@ -15,7 +15,7 @@ from . import gazetteer
 from .embed import Embedder
 from .query import analyse
 from .lexical import tokenize
-from .store import Snapshot
+from .backend import IndexView, as_view
 from .text import fold, syllables, years_in
 from .types import Chunk, Hit, Query
 
@@ -64,9 +64,10 @@ def _learned(path: Path) -> RetrievalConfig:
 
 
 class Retriever:
-    def __init__(self, snapshot: Snapshot, embedder: Embedder | None, config: RetrievalConfig | None = None) -> None:
-        self.snapshot = snapshot
-        self.embedder = embedder if snapshot.dense is not None else None
+    def __init__(self, snapshot, embedder: Embedder | None, config: RetrievalConfig | None = None) -> None:
+        # the index, through the store seam (rag/backend.py): a local snapshot or Milvus
+        self.snapshot: IndexView = as_view(snapshot)
+        self.embedder = embedder if self.snapshot.has_dense else None
         self.config = config if config is not None else RetrievalConfig.learned()
         self._restorer: Restorer | None = None
         # Per-chunk facts, computed the first time a chunk is a candidate. The caches belong to this
@@ -87,17 +88,17 @@ class Retriever:
             return []
         cfg = self.config
         tokens = tokenize(query.normalized, query=True)
-        lex = self.snapshot.lexical.scores(query.normalized, folded=query.folded, tokens=tokens)
         n_cand = max(cfg.candidates, k * 3)
-        cand = _top_positive(lex, n_cand)
         fused: dict[int, float] = {}
-        lex_max = float(lex[cand].max()) if len(cand) else 0.0
         dense_scores: dict[int, float] = {}
         weight = cfg.dense_weight_unaccented if query.folded else cfg.dense_weight
-        if self.embedder is not None and self.snapshot.dense is not None and weight > 0:
+        if self.embedder is not None and weight > 0:
             qvec = self._query_vector(self.dense_text(query))
-            scores, ids = self.snapshot.dense.search(qvec, n_cand)
+            scores, ids = self.snapshot.dense_candidates(qvec, n_cand)
             dense_scores = {int(i): float(s) for i, s in zip(ids, scores)}
+        # the lexical top n_cand, and the BM25 scores of the chunks only the dense search found
+        cand, lex = self.snapshot.lexical_candidates(tokens, query.folded, n_cand, also=dense_scores)
+        lex_max = max(float(lex[i]) for i in cand) if cand else 0.0
         if lex_max > 0:
             fused = {int(i): (1 - weight * bool(dense_scores)) * float(lex[i]) / lex_max for i in cand}
         if dense_scores:  # min-max calibrated dense similarity, mixed in with weight `weight`
@@ -106,6 +107,7 @@ class Retriever:
                 norm = (sim - lo) / (hi - lo) if hi > lo else 1.0
                 fused[i] = fused.get(i, (1 - weight) * float(lex[i]) / lex_max if lex_max > 0 else 0.0)
                 fused[i] += weight * norm
+        self.snapshot.prefetch(fused)
         coverage = self._coverage(query, tokens, sorted(fused, key=fused.get, reverse=True)[: cfg.rerank_depth])
         wanted = (gazetteer.lookup(province) or gazetteer.Place(province, (), "")).name if province else None
         # The year and type features cost a regex over the chunk's text, and each feature adds at most its
@@ -154,7 +156,7 @@ class Retriever:
         if not (query.folded and self.config.restore_diacritics):
             return query.normalized
         if self._restorer is None:
-            self._restorer = Restorer(self.snapshot.lexical)
+            self._restorer = self.snapshot.restorer()
         return self._restorer.restore(query.normalized)
 
     def _embed(self, text: str) -> np.ndarray:
@@ -180,12 +182,12 @@ class Retriever:
                 skip.update(fold(t) for t in syllables(name))
         words = {t for t in tokens[field_syl] if t not in skip}
         pairs = {t for t in tokens[field_bi] if not skip.intersection(t.split("_"))}
-        idf = self.snapshot.lexical.idf(sorted(words), field_syl)
+        idf = self.snapshot.idf(sorted(words), field_syl)
         total = sum(idf.values())
         if not total:
             return {}
         cfg = self.config
-        best, found = self.snapshot.lexical.coverage(candidates, idf, pairs, query.folded)
+        best, found = self.snapshot.coverage(candidates, idf, pairs, query.folded)
         sentence = cfg.sentence_coverage_unaccented if query.folded else cfg.sentence_coverage
         return {
             i: sentence * (b / total) + cfg.bigram_coverage * (n / len(pairs) if pairs else 0.0)
@@ -265,20 +267,28 @@ class Restorer:
         self.pairs = lexical.fields["bi"].vocab_dict
         self.pair_df = _doc_freq(lexical.fields["bi"])
 
-    def _pair(self, a: str, b: str) -> tuple[int, str, str] | None:
+    def _pair_count(self, pair: str) -> int:
+        tid = self.pairs.get(pair)
+        return int(self.pair_df[tid]) if tid is not None and tid < len(self.pair_df) else 0
+
+    def _lookup(self, words: list[str]):
+        """The accented forms of the words ({folded: [(count, form), ...]}) and a bigram's count.
+        (A store that keeps its vocabulary remotely fetches only these words'.)"""
+        return self.forms, self._pair_count
+
+    def _pair(self, a: str, b: str, forms, pair_count) -> tuple[int, str, str] | None:
         best = None
-        for _, x in self.forms.get(a, ()):
-            for _, y in self.forms.get(b, ()):
-                tid = self.pairs.get(f"{x}_{y}")
-                if tid is not None and tid < len(self.pair_df):
-                    count = int(self.pair_df[tid])
-                    if count and (best is None or count > best[0]):
-                        best = (count, x, y)
+        for _, x in forms.get(a, ()):
+            for _, y in forms.get(b, ()):
+                count = pair_count(f"{x}_{y}")
+                if count and (best is None or count > best[0]):
+                    best = (count, x, y)
         return best
 
     def restore(self, text: str) -> str:
         words = syllables(text)
-        pairs = [self._pair(a, b) for a, b in zip(words, words[1:])]
+        forms, pair_count = self._lookup(words)
+        pairs = [self._pair(a, b, forms, pair_count) for a, b in zip(words, words[1:])]
         out = []
         for m, word in enumerate(words):
             options = []  # (document frequency, form) from the bigrams it makes with its neighbours
@@ -289,7 +299,7 @@ class Restorer:
             if options:
                 out.append(max(options)[1])
             else:
-                out.append(self.forms[word][0][1] if word in self.forms else word)
+                out.append(forms[word][0][1] if word in forms else word)
         return " ".join(out) if out else text
 
 

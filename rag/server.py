@@ -124,7 +124,8 @@ class Library:
         info = self.rag.model_info or {}
         return {"status": "ok", "mode": self.rag.mode, "model": self.rag.model,
                 "documents": len(self.rag.documents), "chunks": self.rag.chunk_count, "llm": self.rag.llm,
-                "model_build": info.get("build"), "precision": info.get("precision")}
+                "model_build": info.get("build"), "precision": info.get("precision"),
+                "store": self.rag.store_info}
 
     def document_list(self) -> list[dict]:
         return [_doc_summary(doc) for doc in self.rag.documents.values()]

@@ -348,7 +348,7 @@ def test_cli_ask_json_with_llm_prints_the_contract(seeds_index, llm_server):
     assert proc.returncode == 0, proc.stderr
     [line] = proc.stdout.strip().splitlines()
     result = json.loads(line)
-    assert list(result) == ANSWER_KEYS
+    assert list(result) == ANSWER_KEYS + ["store"]  # (rag ask --json adds where the index lives, last)
     assert (result["mode"], result["answer"], result["citations"][0]["doc_id"]) == ("generative", "2,27%", HUE_DOC)
     assert set(result["timings_ms"]) == {"retrieve", "answer"}
 

@@ -70,7 +70,8 @@ def test_health(client, rag):
     r = client.get("/api/health")
     assert r.status_code == 200
     assert r.json() == {"status": "ok", "mode": "lexical", "model": None, "documents": len(rag.documents),
-                        "chunks": rag.chunk_count, "llm": None, "model_build": None, "precision": None}
+                        "chunks": rag.chunk_count, "llm": None, "model_build": None, "precision": None,
+                        "store": {"kind": "local", "location": str(rag.index_dir)}}
 
 
 def test_canonical_question(client):

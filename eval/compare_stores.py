@@ -1,0 +1,124 @@
+"""The local store and Milvus on the same SQuAD-format corpus: do they retrieve the same documents?
+
+    python eval/compare_stores.py ../shared/benchdata/uit-viquad-1.0/dev_ViQuAD.json [--limit 400] [--model hashing]
+
+Every passage is one document, indexed once in a local index and once in Milvus Lite (or --milvus-uri)
+with the same embedder (each chunk embedded once, the vectors shared by both builds). For a seeded
+sample of questions, as written and with diacritics stripped: the share of questions whose top-5
+documents are the same set in both stores (and the same list), recall@1 and @5 of each store, search
+latency p50/p95, and the build times. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rag import indexer, milvus_store  # noqa: E402
+from rag.api import RAG, _config  # noqa: E402
+from rag.backend import StoreConfig, open_view  # noqa: E402
+from rag.embed import load_embedder  # noqa: E402
+from rag.evaluation import load_squad  # noqa: E402
+from rag.retriever import Retriever  # noqa: E402
+from rag.text import fold  # noqa: E402
+
+
+class SharedEmbedder:
+    """An embedder whose document vectors are computed once for both builds."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.cache = inner, {}
+        self.name, self.build, self.precision, self.dim = inner.name, inner.build, inner.precision, inner.dim
+
+    def embed_documents(self, texts, progress=False):
+        todo = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        if todo:
+            for t, v in zip(todo, self.inner.embed_documents(todo, progress=progress)):
+                self.cache[t] = np.asarray(v, dtype=np.float32)
+        return np.stack([self.cache[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    def embed_query(self, text):
+        return self.inner.embed_query(text)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def run(rag: RAG, questions: list[str], k: int = 5) -> tuple[list[list[str]], list[float]]:
+    docs, times = [], []
+    for q in questions:
+        t0 = time.perf_counter()
+        hits = rag.search(q, k)
+        times.append((time.perf_counter() - t0) * 1000)
+        docs.append([h.chunk.doc_id for h in hits])
+    return docs, times
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("squad", type=Path)
+    ap.add_argument("--limit", type=int, default=400, help="questions sampled (seeded)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--model", default="hashing", help="embedding model ('none': BM25 only; default hashing, fast)")
+    ap.add_argument("--milvus-uri", default=None, help="default: a Milvus Lite file in the temporary folder")
+    args = ap.parse_args()
+
+    passages, items = load_squad(args.squad)
+    items = [i for i in items if i.answerable]
+    random.Random(args.seed).shuffle(items)
+    items = items[: args.limit]
+    out: dict = {"n_passages": len(passages), "n_questions": len(items), "model": args.model}
+    with tempfile.TemporaryDirectory(prefix="rag-compare-") as tmp:
+        corpus = Path(tmp) / "corpus"
+        corpus.mkdir()
+        for pid, text in passages.items():
+            (corpus / f"{pid}.txt").write_text(text, "utf-8")
+        inner = load_embedder(args.model)
+        embedder = SharedEmbedder(inner) if inner is not None else None
+        config = _config(embedder, 1000, 150, "auto")
+        t0 = time.perf_counter()
+        report = indexer.build([corpus], Path(tmp) / "index", config, embedder)
+        out["local_build_s"] = round(time.perf_counter() - t0, 2)
+        store = StoreConfig("milvus", args.milvus_uri or str(Path(tmp) / "milvus.db"), None, "compare")
+        t0 = time.perf_counter()
+        milvus_store.build([corpus], store, config, embedder)  # (vectors from the cache)
+        out["milvus_build_s"] = round(time.perf_counter() - t0, 2)
+        out["chunks"] = report.chunks
+        rags = {kind: RAG(Path(tmp) / "index", Retriever(open_view(s, Path(tmp) / "index"), embedder), None, s)
+                for kind, s in (("local", StoreConfig()), ("milvus", store))}
+        for label, questions in (("accented", [i.question for i in items]), ("unaccented", [fold(i.question) for i in items])):
+            gold = [i.doc for i in items]
+            res = {}
+            for kind, rag in rags.items():
+                run(rag, questions[:20])  # warm caches and connections
+                docs, times = run(rag, questions)
+                res[kind] = (docs, times)
+                out[f"{label}_{kind}"] = {
+                    "R@1": round(float(np.mean([d[:1] == [g] for d, g in zip(docs, gold)])), 4),
+                    "R@5": round(float(np.mean([g in d[:5] for d, g in zip(docs, gold)])), 4),
+                    "search_p50_ms": round(float(np.percentile(times, 50)), 2),
+                    "search_p95_ms": round(float(np.percentile(times, 95)), 2),
+                }
+            a, b = res["local"][0], res["milvus"][0]
+            out[f"{label}_agreement"] = {
+                "top5_same_set": round(float(np.mean([set(x[:5]) == set(y[:5]) for x, y in zip(a, b)])), 4),
+                "top5_same_list": round(float(np.mean([x[:5] == y[:5] for x, y in zip(a, b)])), 4),
+                "top1_same": round(float(np.mean([x[:1] == y[:1] for x, y in zip(a, b)])), 4),
+                "R@1_difference": round(out[f"{label}_milvus"]["R@1"] - out[f"{label}_local"]["R@1"], 4),
+            }
+        milvus_store.close_all()
+    print(json.dumps(out, ensure_ascii=False, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""The seam between retrieval and the index that holds the chunks: what the retriever, the answerer
+and the writers need from a store, and the local folder store behind it.
+
+Two stores implement `IndexView` (reading) and `write` (adding, replacing, removing documents):
+
+- ``local``: the snapshot folder of rag/store.py, BM25 from bm25s over the whole corpus, FAISS;
+- ``milvus``: rag/milvus_store.py, the same chunks in Milvus (Lite in-process, a server or a
+  cluster), BM25 and dense candidates found by the engine.
+
+Retrieval above the seam (fusion, the coverage/place/year rerank, the answerer) does not know which
+one runs: it asks for candidates and per-chunk data by chunk id. A chunk id is an int; the local
+store's ids are positions in its chunk list, Milvus's are primary keys given in the same order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import UsageError
+from .types import Chunk, Document
+
+STORES = ("local", "milvus")
+
+
+@runtime_checkable
+class IndexView(Protocol):
+    """What retrieval reads from an index. Every method is safe to call from several threads."""
+
+    kind: str  # "local" | "milvus"
+    manifest: dict  # model {name, build, precision, dim, ...}, chunking, lexical, counts, ...
+    documents: Mapping[str, Document]
+    chunks: Sequence[Chunk]  # chunks[i] for every id the candidate methods return; len() = chunk count
+
+    @property
+    def has_dense(self) -> bool: ...
+
+    def lexical_candidates(
+        self, tokens: dict[str, list[str]], folded: bool, n: int, also: Iterable[int] = ()
+    ) -> tuple[list[int], dict[int, float]]:
+        """The n chunks of highest positive weighted BM25 score (best first, ties by id), and the
+        scores of those and of the chunks `also` names (0 where nothing matches)."""
+        ...
+
+    def dense_candidates(self, vector: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(similarities, ids) of the n nearest chunk vectors, best first."""
+        ...
+
+    def prefetch(self, ids: Iterable[int]) -> None:
+        """A hint: these chunks (and their documents) are about to be read."""
+        ...
+
+    def idf(self, tokens: list[str], field: str = "syl") -> dict[str, float]: ...
+
+    def coverage(self, rows: list[int], weights: dict[str, float], pairs: set[str], folded: bool) -> tuple[list[float], list[int]]:
+        """As LexicalIndex.coverage: per row, the best sentence's weight sum and the bigrams found."""
+        ...
+
+    def restorer(self):
+        """An object whose `restore(text)` gives an unaccented text its likeliest accents (retriever.Restorer)."""
+        ...
+
+    def describe(self) -> dict:
+        """{"kind": ..., "location": ...} for /api/health and `rag ask --json`."""
+        ...
+
+
+# ---------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    kind: str = "local"
+    uri: str | None = None  # milvus: a file path (Milvus Lite, in-process) or http(s)://host:port
+    token: str | None = None  # milvus: "user:password" or an API key
+    name: str = "rag"  # milvus: the index's name (prefix of its collections)
+
+    @classmethod
+    def resolve(cls, kind: str | None = None, uri: str | None = None, token: str | None = None,
+                name: str | None = None) -> StoreConfig:
+        """Explicit values over $RAG_STORE, $RAG_MILVUS_URI, $RAG_MILVUS_TOKEN, $RAG_MILVUS_NAME."""
+        env = os.environ
+        kind = (kind or env.get("RAG_STORE") or "").strip().lower() or ("milvus" if uri else "local")
+        if kind not in STORES:
+            raise UsageError(f"Unknown store {kind!r}: use local or milvus.")
+        if kind == "local":
+            return cls()
+        uri = (uri or env.get("RAG_MILVUS_URI") or "").strip()
+        if not uri:
+            raise UsageError("The milvus store needs --milvus-uri (a file path for Milvus Lite, or http://host:19530).")
+        token = token if token is not None else (env.get("RAG_MILVUS_TOKEN") or None)
+        name = (name or env.get("RAG_MILVUS_NAME") or "rag").strip()
+        if not name.replace("_", "").isalnum() or not name[0].isalpha() or len(name) > 100:
+            raise UsageError(f"The Milvus index name {name!r} must be letters, digits and '_', starting with a letter.")
+        return cls("milvus", uri, token, name)
+
+    @property
+    def is_lite(self) -> bool:
+        return self.kind == "milvus" and not self.uri.startswith(("http://", "https://", "tcp://", "grpc://"))
+
+    def describe(self, index_dir: Path | None = None) -> dict:
+        if self.kind == "local":
+            return {"kind": "local", "location": str(index_dir) if index_dir is not None else None}
+        return {"kind": "milvus", "location": self.uri, "lite": self.is_lite, "name": self.name}
+
+
+# ---------------------------------------------------------------- the local folder store
+
+
+class LocalIndex:
+    """A loaded snapshot (rag/store.py) seen through the seam: the search path of before, unchanged.
+
+    Its other attributes (lexical, dense, vectors, path) are the snapshot's.
+    """
+
+    kind = "local"
+
+    def __init__(self, snapshot) -> None:
+        self._snapshot = snapshot
+        self._restorer = None
+
+    def __getattr__(self, name):  # documents, chunks, manifest, lexical, dense, vectors, path
+        return getattr(self._snapshot, name)
+
+    @property
+    def snapshot(self):
+        return self._snapshot
+
+    @property
+    def has_dense(self) -> bool:
+        return self._snapshot.dense is not None
+
+    def lexical_candidates(self, tokens, folded, n, also=()):
+        from .retriever import _top_positive
+
+        lex = self._snapshot.lexical.scores("", folded=folded, tokens=tokens)
+        cand = _top_positive(lex, n)
+        scores = {int(i): lex[i] for i in cand}
+        for i in also:
+            scores.setdefault(int(i), lex[i])
+        return [int(i) for i in cand], scores
+
+    def dense_candidates(self, vector, n):
+        return self._snapshot.dense.search(vector, n)
+
+    def prefetch(self, ids) -> None:
+        pass
+
+    def idf(self, tokens, field="syl"):
+        return self._snapshot.lexical.idf(tokens, field)
+
+    def coverage(self, rows, weights, pairs, folded):
+        return self._snapshot.lexical.coverage(rows, weights, pairs, folded)
+
+    def restorer(self):
+        if self._restorer is None:
+            from .retriever import Restorer
+
+            self._restorer = Restorer(self._snapshot.lexical)
+        return self._restorer
+
+    def describe(self) -> dict:
+        path = self._snapshot.path
+        return {"kind": "local", "location": str(path.parent) if path is not None else None}
+
+
+def as_view(index) -> IndexView:
+    """A store.Snapshot wrapped as a LocalIndex; an IndexView as it is."""
+    from .store import Snapshot
+
+    return LocalIndex(index) if isinstance(index, Snapshot) else index
+
+
+# ---------------------------------------------------------------- opening and writing
+
+
+def open_view(store: StoreConfig, index_dir: Path) -> IndexView:
+    if store.kind == "milvus":
+        from .milvus_store import MilvusIndex
+
+        return MilvusIndex.open(store)
+    from . import store as local
+
+    return LocalIndex(local.load(index_dir))
+
+
+def write(store: StoreConfig, index_dir: Path, config, embedder, **kwargs):
+    """indexer.update for the chosen store: add, keep, remove documents (a BuildReport)."""
+    if store.kind == "milvus":
+        from . import milvus_store
+
+        return milvus_store.update(store, config, embedder, **kwargs)
+    from . import indexer
+
+    return indexer.update(index_dir, config, embedder, **kwargs)

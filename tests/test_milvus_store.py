@@ -1,0 +1,253 @@
+"""The store seam (rag/backend.py): the same contract tests for the local folder store and for Milvus
+(Milvus Lite in-process, and once as a TCP server on 127.0.0.1), incremental updates, filters, the
+pointer switch of a rebuild that fails, and a server that cannot be reached."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pymilvus")
+pytest.importorskip("milvus_lite")
+
+from rag import milvus_store  # noqa: E402
+from rag.api import RAG  # noqa: E402
+from rag.backend import IndexView, StoreConfig  # noqa: E402
+from rag.errors import IndexNotFound, RagError, UsageError  # noqa: E402
+from rag.lexical import tokenize  # noqa: E402
+from rag.query import analyse  # noqa: E402
+
+SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+HUE = "004_1400c37e89a2c6fc"
+QUESTION = "Tỷ lệ hộ nghèo Huế 2023?"
+QUESTIONS = [QUESTION, "ty le ho ngheo hue 2023", "Nghệ An giải quyết việc làm cho bao nhiêu lao động?",
+             "Hòa Bình giảm nghèo năm 2024", "doanh nghiệp thành lập mới", "xuất khẩu lao động"]
+
+
+def _store(kind: str, tmp: Path, name: str = "rag") -> StoreConfig:
+    return StoreConfig() if kind == "local" else StoreConfig("milvus", str(tmp / "milvus.db"), None, name)
+
+
+_BUILT: dict[str, tuple] = {}
+
+
+def _seeds_index(kind: str, tmp_path_factory):
+    """seeds/ indexed once per store for the module (read-only tests share it)."""
+    if kind not in _BUILT:
+        tmp = tmp_path_factory.mktemp(kind)
+        _BUILT[kind] = RAG.build([SEEDS], tmp / "index", model="hashing", store=_store(kind, tmp))
+    return _BUILT[kind]
+
+
+@pytest.fixture(scope="module", params=["local", "milvus"])
+def built(request, tmp_path_factory):
+    return _seeds_index(request.param, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    return {kind: _seeds_index(kind, tmp_path_factory)[0] for kind in ("local", "milvus")}
+
+
+# ---------------------------------------------------------------- the contract, for both stores
+
+
+def test_view_counts_and_lookups(built):
+    rag, report = built
+    view = rag._retriever.snapshot
+    assert isinstance(view, IndexView)
+    assert view.kind == rag.store.kind
+    assert report.documents == len(view.documents) == 5 == len(list(view.documents))
+    assert len(view.chunks) == report.chunks == view.manifest["counts"]["chunks"] > 5
+    assert view.has_dense and view.manifest["model"]["name"].startswith("hashing")
+    doc = view.documents[HUE]
+    assert "2,27%" in doc.text and doc.meta.province == "Thừa Thiên Huế"
+    assert HUE in view.documents and "nope" not in view.documents
+    with pytest.raises(KeyError):
+        view.documents["nope"]
+
+
+def test_lexical_candidates(built):
+    view = built[0]._retriever.snapshot
+    query = analyse(QUESTION)
+    tokens = tokenize(query.normalized, query=True)
+    ids, scores = view.lexical_candidates(tokens, query.folded, 10, also=[0])
+    assert 0 < len(ids) <= 10 and 0 in scores
+    values = [float(scores[i]) for i in ids]
+    assert values == sorted(values, reverse=True) and values[-1] > 0
+    view.prefetch(ids)
+    assert HUE in {view.chunks[i].doc_id for i in ids[:5]}
+    for i in ids:
+        chunk = view.chunks[i]
+        assert view.documents[chunk.doc_id].text[chunk.start:chunk.end] == chunk.text
+
+
+def test_dense_candidates(built):
+    rag = built[0]
+    view = rag._retriever.snapshot
+    scores, ids = view.dense_candidates(rag._retriever.embedder.embed_query(QUESTION), 5)
+    assert len(ids) == 5 and list(scores) == sorted(scores, reverse=True)
+    assert all(view.chunks[int(i)].doc_id for i in ids)
+
+
+def test_idf_and_coverage(built):
+    view = built[0]._retriever.snapshot
+    idf = view.idf(["hộ", "nghèo", "khôngcótừnày"], "syl")
+    assert idf["hộ"] > 0 and idf["nghèo"] > 0 and idf["khôngcótừnày"] == 0
+    assert view.idf(["ngheo"], "fsyl")["ngheo"] == pytest.approx(idf["nghèo"], rel=0.5)
+    ids, _ = view.lexical_candidates(tokenize("tỷ lệ hộ nghèo", query=True), False, 5)
+    best, found = view.coverage(ids, {"tỷ": 1.0, "lệ": 1.0, "hộ": 2.0, "nghèo": 2.0}, {"hộ_nghèo", "tỷ_lệ"}, False)
+    assert len(best) == len(found) == len(ids) and max(best) == 6.0 and max(found) == 2
+    assert view.restorer().restore("ty le ho ngheo") == "tỷ lệ hộ nghèo"
+
+
+def test_answers(built):
+    rag = built[0]
+    for question in (QUESTION, "ty le ho ngheo hue 2023"):
+        answer = rag.ask(question)
+        assert answer.answer == "2,27%" and answer.citations[0].doc_id == HUE, question
+    assert rag.store_info["kind"] == rag.store.kind
+
+
+def test_filters(built):
+    rag = built[0]
+    for hit in rag.search("giảm nghèo", 10, province="hue"):
+        doc = rag.documents[hit.chunk.doc_id]
+        assert doc.meta.province == "Thừa Thiên Huế" or "Thừa Thiên Huế" in hit.chunk.places
+    hits = rag.search("giảm nghèo", 10, year=2023)
+    assert hits and all("2023" in h.chunk.text or 2023 in rag.documents[h.chunk.doc_id].meta.years for h in hits)
+
+
+def test_incremental(tmp_path, seeds_copy, request):
+    for kind in ("local", "milvus"):
+        store = _store(kind, tmp_path / kind)
+        files = sorted(seeds_copy.glob("*.txt"))
+        rag, report = RAG.build(files[:4], tmp_path / kind / "index", model="hashing", store=store)
+        assert len(report.added) == 4
+        before = rag.chunk_count
+        report = rag.add([files[4]])
+        assert report.added == (files[4].stem,) and rag.chunk_count > before and len(rag.documents) == 5
+        # unchanged by hash: nothing re-indexed; changed: replaced
+        files[0].write_text(files[0].read_text("utf-8") + "\nThêm một câu mới về hợp tác xã Quảng Trị.", "utf-8")
+        _, report = RAG.build(files, tmp_path / kind / "index", model="hashing", store=store)
+        assert report.updated == (files[0].stem,) and len(report.unchanged) == 4, kind
+        rag = RAG.open(tmp_path / kind / "index", store=store)
+        assert any("hợp tác xã Quảng Trị" in h.chunk.text for h in rag.search("hợp tác xã Quảng Trị", 3))
+        report = rag.remove(HUE)
+        assert report.removed == (HUE,) and HUE not in rag.documents and len(rag.documents) == 4
+        assert all(h.chunk.doc_id != HUE for h in rag.search(QUESTION, 10)), kind
+        # the vocabulary follows: a word only the removed document had has no idf left
+        assert rag._retriever.snapshot.idf(["2,27%"], "syl")["2,27%"] == 0.0
+
+
+def test_stores_agree(both):
+    for question in QUESTIONS:
+        local = [h.chunk.id for h in both["local"].search(question, 5)]
+        milvus = [h.chunk.id for h in both["milvus"].search(question, 5)]
+        assert local[:1] == milvus[:1], question
+        assert len(set(local) & set(milvus)) >= 4, question
+
+
+# ---------------------------------------------------------------- Milvus only
+
+
+def test_failed_rebuild_leaves_the_old_build_live(tmp_path, monkeypatch):
+    store = _store("milvus", tmp_path)
+    rag, _ = RAG.build([SEEDS], tmp_path / "index", model="hashing", store=store)
+    client = milvus_store.connect(store)
+    old = milvus_store.live_build(client, store.name)
+    chunks = rag.chunk_count
+
+    def broken(client, names, docs, *args):
+        client.insert(names["docs"], milvus_store._doc_rows(docs[0]))  # half written, then the crash
+        raise RuntimeError("killed mid-build")
+
+    monkeypatch.setattr(milvus_store, "_insert_documents", broken)
+    with pytest.raises(RuntimeError):  # another chunk size: a full rebuild into a new build
+        RAG.build([SEEDS], tmp_path / "index", model="hashing", store=store, chunk_size=500, chunk_overlap=50)
+    assert milvus_store.live_build(client, store.name) == old
+    reader = RAG.open(tmp_path / "index", store=store)
+    assert reader.chunk_count == chunks and reader.ask(QUESTION).answer == "2,27%"
+    leftovers = [c for c in client.list_collections() if c.startswith("rag_b") and not c.startswith(old)]
+    assert leftovers  # what the failed build wrote, invisible to readers
+    monkeypatch.undo()
+    rag, _ = RAG.build([SEEDS], tmp_path / "index", model="hashing", store=store, chunk_size=500, chunk_overlap=50)
+    new = milvus_store.live_build(client, store.name)
+    assert new != old and rag.chunk_count > chunks
+    assert all(c.startswith(new) or c == milvus_store.POINTERS for c in client.list_collections())
+
+
+def test_no_index_yet(tmp_path):
+    with pytest.raises(IndexNotFound, match="rag index --store milvus"):
+        RAG.open(tmp_path / "index", store=_store("milvus", tmp_path, name="empty"))
+
+
+def test_unreachable_server_fails_fast():
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.perf_counter()
+    with pytest.raises(RagError, match=r"^Cannot reach the Milvus server at http://127\.0\.0\.1:\d+ .*\.$") as info:
+        RAG.open("index", store=StoreConfig("milvus", f"http://127.0.0.1:{port}"))
+    assert time.perf_counter() - t0 < 5 and "\n" not in str(info.value)
+
+
+def test_store_configuration(monkeypatch):
+    monkeypatch.delenv("RAG_STORE", raising=False)
+    assert StoreConfig.resolve().kind == "local"
+    monkeypatch.setenv("RAG_STORE", "milvus")
+    monkeypatch.setenv("RAG_MILVUS_URI", "http://db:19530")
+    monkeypatch.setenv("RAG_MILVUS_TOKEN", "root:Milvus")
+    cfg = StoreConfig.resolve()
+    assert (cfg.kind, cfg.uri, cfg.token, cfg.is_lite) == ("milvus", "http://db:19530", "root:Milvus", False)
+    assert StoreConfig.resolve("milvus", "/tmp/x/milvus.db").is_lite
+    monkeypatch.delenv("RAG_MILVUS_URI")
+    with pytest.raises(UsageError, match="--milvus-uri"):
+        StoreConfig.resolve()
+    with pytest.raises(UsageError):
+        StoreConfig.resolve("elastic")
+
+
+@pytest.mark.slow  # (another index build; the API tests above cover the same path)
+def test_cli(tmp_path, capsys):
+    import json
+
+    from rag.cli import main
+
+    uri = str(tmp_path / "m" / "milvus.db")
+    assert main(["index", str(SEEDS), "--model", "hashing", "--quiet", "--store", "milvus", "--milvus-uri", uri]) == 0
+    assert "Milvus" in capsys.readouterr().out
+    assert main(["ask", "--json", "ty le ho ngheo hue 2023", "--store", "milvus", "--milvus-uri", uri]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["answer"] == "2,27%" and result["citations"][0]["doc_id"] == HUE
+    assert list(result)[-1] == "store" and result["store"]["kind"] == "milvus"
+
+
+def test_lite_tcp_server(tmp_path):
+    from milvus_lite.server import Server
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = Server(str(tmp_path / "served.db"), address=f"127.0.0.1:{port}")
+    assert server.start()
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        store = StoreConfig("milvus", f"http://127.0.0.1:{port}")
+        rag, report = RAG.build([SEEDS], tmp_path / "index", model="hashing", store=store)
+        assert report.documents == 5 and not store.is_lite
+        answer = RAG.open(tmp_path / "index", store=store).ask(QUESTION)
+        assert answer.answer == "2,27%" and answer.citations[0].doc_id == HUE
+    finally:
+        milvus_store.close_all()
+        server.stop()
