@@ -23,10 +23,12 @@ import numpy as np
 WEIGHTS_FILE = Path(__file__).parent / "data" / "answer_scorer.json"
 
 # The features of one candidate sentence (each documented where computed, in answer._Sentence).
-FEATURES = (
+BASE = (
     "support",  # idf share of the question's words in the sentence, its chunk's header and its paragraph's heading
     "support_own",  # the same in the sentence's own words only
     "pairs",  # share of the question's word pairs (bigrams) in the sentence
+    "support_gap",  # support_own minus the best support_own among the question's candidates (≤ 0)
+    "pairs_gap",  # pairs minus the best pairs among the question's candidates (≤ 0)
     "hit_score",  # the chunk's retrieval score / the best hit's
     "hit_rank",  # 1 / the chunk's retrieval rank
     "dense",  # cosine of the question and the chunk (the retriever's stored vector); imputed when lexical
@@ -40,6 +42,10 @@ FEATURES = (
     "typed_missing",  # a typed question and none in the sentence
     "place",  # +1 the chunk is about the asked place, -1 it is not, 0 no place asked
 )
+# A question that asks for a typed value (a percentage, a date, a name…) weighs the same evidence differently from an
+# open one ("vì sao", "như thế nào"): each feature again, times "the question is typed" (0 or 1).
+TYPED = "typed_question"
+FEATURES = (*BASE, TYPED, *(f"{name}*typed" for name in BASE))
 
 # The hand-set weights of the answerer before issue 13 (PAIR_W, HIT_W, LEN_W, YEAR_W, TARGET_W …).
 HAND = {
@@ -57,6 +63,8 @@ class AnswerScorer:
     fill: tuple[float, ...] = ()  # per feature: the value used when it is unknown (the training mean)
     threshold: float = 0.0  # abstain below this probability
     learned: bool = False
+    scale: float = 1.0  # logit → the units of the span bonuses the answerer adds (the hand score's spread)
+    calibration: tuple[float, float, float] = (1.0, 0.0, 0.0)  # confidence = σ(a·logit + m·margin + b)
 
     @classmethod
     def hand(cls) -> AnswerScorer:
@@ -74,7 +82,9 @@ class AnswerScorer:
         return cls(
             weights=tuple(float(data["weights"][n]) for n in names), bias=float(data["bias"]),
             fill=tuple(float(data["fill"][n]) for n in names), threshold=float(data.get("threshold", 0.0)),
-            learned=True,
+            learned=True, scale=float(data.get("scale", 1.0)),
+            calibration=tuple(float(data["calibration"][k]) for k in ("logit", "margin", "bias"))
+            if "calibration" in data else (1.0, 0.0, 0.0),
         )
 
     def vector(self, features: dict[str, float | None]) -> np.ndarray:
@@ -84,6 +94,13 @@ class AnswerScorer:
 
     def logit(self, features: dict[str, float | None]) -> float:
         return float(np.dot(self.weights, self.vector(features)) + self.bias)
+
+    def confidence(self, logit: float, runner_up: float | None) -> float:
+        """The calibrated probability that the chosen sentence (`logit`) holds the answer, given the best
+        other sentence's logit (`runner_up`, None when there is none)."""
+        a, m, b = self.calibration
+        margin = min(logit - runner_up, 5.0) if runner_up is not None else 5.0
+        return self.probability(a * logit + m * margin + b)
 
     @staticmethod
     def probability(logit: float) -> float:
