@@ -364,7 +364,7 @@ def main(argv=None) -> int:
         "scale": round(scale, 6),
         "calibration": dict(zip(("logit", "margin", "bias"), (round(v, 6) for v in calibration))),
         "threshold": round(threshold, 4),
-        "threshold_rule": f"highest confidence withholding at most {args.max_lost:.0%} of the right answers (out of fold)",
+        "threshold_rule": f"highest confidence withholding at most {args.max_lost:.1%} of the right answers (out of fold)",
         "trained_on": {qs.name: len(qs.items) for qs in sets},
         "candidates": len(rows), "positives": int(y.sum()), "folds": args.folds,
         "seed_weight": args.seed_weight, "rank_by": args.rank_by, "sentence_ranking": ranking, "cv": report, "hand_weights": hand_report, "reliability": bins,
