@@ -70,6 +70,7 @@ class Retriever:
         self.embedder = embedder if self.snapshot.has_dense else None
         self.config = config if config is not None else RetrievalConfig.learned()
         self._restorer: Restorer | None = None
+        self._rows: dict[str, int] | None = None  # chunk id -> row of the stored vectors
         # Per-chunk facts, computed the first time a chunk is a candidate. The caches belong to this
         # retriever, and a retriever to one snapshot (a rebuilt index gets a new Retriever), so an entry
         # never outlives the chunk it describes.
@@ -158,6 +159,18 @@ class Retriever:
         if self._restorer is None:
             self._restorer = self.snapshot.restorer()
         return self._restorer.restore(query.normalized)
+
+    def similarities(self, query: Query, chunks: list[Chunk]) -> list[float | None]:
+        """Cosine of the question and each chunk, from the index's stored vectors and the (cached) question
+        vector: no model call beyond the search's own. None for each chunk when the index is lexical."""
+        vectors = self.snapshot.vectors
+        if self.embedder is None or vectors is None or len(vectors) != len(self.snapshot.chunks):
+            return [None] * len(chunks)
+        if self._rows is None:
+            self._rows = {c.id: i for i, c in enumerate(self.snapshot.chunks)}
+        qvec = self._query_vector(self.dense_text(query))
+        rows = [self._rows.get(c.id) for c in chunks]
+        return [None if r is None else float(vectors[r] @ qvec) for r in rows]
 
     def _embed(self, text: str) -> np.ndarray:
         vec = np.array(self.embedder.embed_query(text), dtype=np.float32)  # (a copy: made read-only below)

@@ -144,6 +144,7 @@ def test_non_string_query_is_a_usage_error(rag):
 def test_query_with_nothing_in_common_returns_few_or_no_hits(rag):
     hits = rag.search("zzzz qqqq xxxx", 5)
     assert len(hits) <= 5
+    assert all(dict(h.signals)["lexical"] == 0.0 for h in hits)  # no word of it is in any document: dense hits only
 
 
 # ---------------------------------------------------------------- query analysis
