@@ -163,7 +163,7 @@ class Retriever:
     def similarities(self, query: Query, chunks: list[Chunk]) -> list[float | None]:
         """Cosine of the question and each chunk, from the index's stored vectors and the (cached) question
         vector: no model call beyond the search's own. None for each chunk when the index is lexical."""
-        vectors = self.snapshot.vectors
+        vectors = getattr(self.snapshot, "vectors", None)  # (a Milvus index keeps its vectors in the engine)
         if self.embedder is None or vectors is None or len(vectors) != len(self.snapshot.chunks):
             return [None] * len(chunks)
         if self._rows is None:

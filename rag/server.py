@@ -35,6 +35,7 @@ from starlette.routing import Match
 
 from .answer import Answer
 from . import store
+from .store import fsync_dir as _fsync_dir
 from .api import RAG, search_json
 from .errors import IndexCorrupt, IndexLocked, IndexNotFound, RagError, TooLarge, UsageError
 from .ingest import document_file, load_document
@@ -230,14 +231,6 @@ class Library:
             elif child.stat().st_mode & 0o077:
                 child.chmod(0o600)
         _fsync_dir(self.uploads_dir)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_private(path: Path, data: bytes) -> None:

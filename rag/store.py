@@ -148,11 +148,11 @@ def save(snapshot: Snapshot, index_dir: Path, config: IndexConfig, dim: int | No
         "files": {str(p.relative_to(tmp)): _sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()},
     }
     _write_json(tmp / "manifest.json", manifest)
-    _fsync_dir(tmp)
+    fsync_dir(tmp)
     final = index_dir / name
     os.rename(tmp, final)
     _write_atomic(index_dir / "CURRENT", name + "\n")
-    _fsync_dir(index_dir)
+    fsync_dir(index_dir)
     snapshot.manifest, snapshot.path = manifest, final
     _remove_stale(index_dir, keep=name)
     return final
@@ -188,7 +188,8 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a folder's entries (a rename, a new file) durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -318,6 +319,12 @@ def _misshapen_field(manifest: dict) -> str | None:
     return None
 
 
+# np.load parses each .npy header with ast.literal_eval, and CPython 3.11's AST conversion is not
+# thread-safe ("SystemError: AST constructor recursion depth mismatch", seen with two threads opening
+# the index while a third rebuilt it): one thread reads arrays at a time.
+_ARRAYS_READ = threading.Lock()
+
+
 def load(index_dir: Path, *, verify: bool = True) -> Snapshot:
     """Load the live snapshot, checking every file against the manifest's checksums.
 
@@ -347,12 +354,13 @@ def _load(index_dir: Path, snap: Path, verify: bool) -> Snapshot:
     try:
         documents = _read_documents(snap)
         chunks = _read_chunks(snap, documents)
-        lexical = LexicalIndex.load(snap / "lexical")
-        vectors = dense = None
-        if manifest["mode"] == "dense":
-            vectors = np.load(snap / "vectors.npy")
-            dense = DenseIndex.load(snap / "dense.faiss", manifest["model"]["faiss"], vectors=vectors)
-            dim = manifest["model"]["dim"]
+        with _ARRAYS_READ:
+            lexical = LexicalIndex.load(snap / "lexical")
+            vectors = dense = None
+            if manifest["mode"] == "dense":
+                vectors = np.load(snap / "vectors.npy")
+                dense = DenseIndex.load(snap / "dense.faiss", manifest["model"]["faiss"], vectors=vectors)
+                dim = manifest["model"]["dim"]
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexCorrupt(f"The index in {index_dir} could not be read ({type(exc).__name__}); {rebuild_hint(index_dir)}.") from exc
     if lexical.size != len(chunks) or (dense is not None and dense.size != len(chunks)):
@@ -436,7 +444,8 @@ def salvage(index_dir: Path) -> Salvage:
         try:
             chunks = _read_chunks(snap, documents)
             if manifest.get("mode") == "dense" and usable("vectors.npy"):
-                vectors = np.load(snap / "vectors.npy")
+                with _ARRAYS_READ:
+                    vectors = np.load(snap / "vectors.npy")
                 if vectors.ndim != 2 or len(vectors) != len(chunks):
                     vectors = None
         except (OSError, ValueError, KeyError, TypeError):
