@@ -554,7 +554,7 @@ def test_a_build_killed_midway_leaves_the_old_index_loadable(built, monkeypatch)
     seeds, index_dir = built
     ids = ids_by_prefix(seeds)
     before = store.load(index_dir)
-    real_fsync_dir = store._fsync_dir
+    real_fsync_dir = store.fsync_dir
 
     def crash_after_writing_tmp(path: Path) -> None:
         real_fsync_dir(path)
@@ -562,11 +562,11 @@ def test_a_build_killed_midway_leaves_the_old_index_loadable(built, monkeypatch)
             assert (path / "manifest.json").is_file()  # the new snapshot is fully written…
             raise KeyboardInterrupt  # …and the process dies before it goes live
 
-    monkeypatch.setattr(store, "_fsync_dir", crash_after_writing_tmp)
+    monkeypatch.setattr(store, "fsync_dir", crash_after_writing_tmp)
     (seeds / f"{ids['001']}.txt").unlink()
     with pytest.raises(KeyboardInterrupt):
         build([seeds], index_dir)
-    monkeypatch.setattr(store, "_fsync_dir", real_fsync_dir)  # (not undo(): that would lift the network block too)
+    monkeypatch.setattr(store, "fsync_dir", real_fsync_dir)  # (not undo(): that would lift the network block too)
 
     leftovers = [name for name in snapshot_dirs(index_dir) if name.startswith("tmp-")]
     assert leftovers, "the half-made snapshot is still there"
