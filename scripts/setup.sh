@@ -10,4 +10,8 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".[test]"
-echo "Set up .venv ($(.venv/bin/python --version))."
+# The default index (index/) of the seed documents, so that `rag ask` answers right away; kept when present.
+if [ ! -f index/CURRENT ]; then
+  .venv/bin/rag index seeds --index-dir index --quiet
+fi
+echo "Set up .venv ($(.venv/bin/python --version)) and index/."
