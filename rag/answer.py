@@ -42,6 +42,18 @@ class Citation:
     end: int
     text: str
     score: float
+    page: int | None = None  # the page of the document (1-based) where the cited text starts; None: no pages
+
+
+def with_pages(citations: tuple[Citation, ...], documents) -> tuple[Citation, ...]:
+    """The citations with the page each one starts on, from the documents' page starts."""
+    from dataclasses import replace
+
+    out = []
+    for c in citations:
+        doc = documents.get(c.doc_id) if c.page is None else None
+        out.append(replace(c, page=doc.page_at(c.start)) if doc is not None and doc.pages else c)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -126,7 +138,7 @@ class Answerer:
         timings["answer"] = round(max(timings["answer"], (time.perf_counter() - t0) * 1000 - timings["retrieve"]), 2)
         return Answer(
             question=query.text, answer=answer.answer, abstained=answer.abstained, answer_text=answer.answer_text,
-            citations=answer.citations, mode="extractive", timings_ms=timings, retrieval_mode=self.retriever.mode,
+            citations=with_pages(answer.citations, self.retriever.snapshot.documents), mode="extractive", timings_ms=timings, retrieval_mode=self.retriever.mode,
             confidence=answer.confidence,
         )
 

@@ -57,7 +57,7 @@ def read_documents(paths: Iterable[str | Path], progress: bool = False) -> tuple
     seen: set[str] = set()
     for path in _progress(files, "Reading", progress):
         try:
-            doc = load_document(path)
+            doc = load_document(path, progress=progress)
         except UsageError as exc:
             skipped.append((str(path), str(exc)))
             continue

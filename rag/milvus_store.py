@@ -309,7 +309,8 @@ def _chunk_row(cid: int, chunk: Chunk, toks: dict[str, list[str]], sents: list[l
 
 def _doc_rows(doc: Document) -> list[dict]:
     record = {"id": doc.id, "source": doc.source, "sha256": doc.sha256, "meta": dict(vars(doc.meta)),
-              "sections": [dict(vars(s)) for s in doc.sections]}
+              "sections": [dict(vars(s)) for s in doc.sections], "pages": list(doc.pages),
+              "ocr_pages": list(doc.ocr_pages)}
     parts = [doc.text[i : i + DOC_PART] for i in range(0, len(doc.text), DOC_PART)] or [""]
     return [{"key": f"{doc.id}:{n}", "doc_id": doc.id, "part": n, "text": part,
              "record": record if n == 0 else {}, "_v": [0.0, 0.0]} for n, part in enumerate(parts)]
@@ -321,7 +322,8 @@ def _doc_from_rows(rows: list[dict]) -> Document:
     meta = rec["meta"]
     meta = DocMeta(**{**meta, "dates": tuple(meta["dates"]), "years": tuple(meta["years"])})
     sections = tuple(Section(**s) for s in rec["sections"])
-    return Document(rec["id"], rec["source"], "".join(r["text"] for r in rows), rec["sha256"], meta, sections)
+    return Document(rec["id"], rec["source"], "".join(r["text"] for r in rows), rec["sha256"], meta, sections,
+                    pages=tuple(rec.get("pages") or ()), ocr_pages=tuple(rec.get("ocr_pages") or ()))
 
 
 def _insert(client, coll: str, rows: list[dict]) -> None:
