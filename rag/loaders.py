@@ -166,7 +166,7 @@ def _pdf_pages(data: bytes, name: str, budget: _Budget, progress: bool = False) 
             raise TooLarge(f"{name} has {count:,} pages (at most {MAX_PDF_PAGES:,}); split it into smaller files.")
         pages, chars = [], 0
         for page in reader.pages:
-            pages.append(page.extract_text() or "")
+            pages.append(unwrap(page.extract_text() or ""))
             chars += len(pages[-1])
             budget.check(chars)
             if len(pages) > MAX_PDF_PAGES:  # a page tree that lies about its /Count
@@ -207,11 +207,36 @@ def _pdf_pages(data: bytes, name: str, budget: _Budget, progress: bool = False) 
             else:
                 show = _ocr_progress(name, len(scanned)) if progress else None
                 for i, text in ocr.ocr_pages(pdf, scanned, name, show).items():
-                    pages[i] = text
+                    pages[i] = unwrap(text, every_line=True)
                 ocr_done = tuple(i + 1 for i in scanned)
     finally:
         pdf.close()
     return Extracted(tuple(pages), paged=True, ocr_pages=ocr_done)
+
+
+def unwrap(text: str, every_line: bool = False) -> str:
+    """A page's lines joined back into paragraphs: a sentence that wraps at the margin is one line
+    again (sentences and citations are found line by line). `every_line`: join all the lines of a
+    paragraph (Tesseract leaves a blank line between paragraphs); else join a line to the previous one
+    when it starts in lower case and the previous one does not end a sentence.
+
+    >>> unwrap("Tỷ lệ hộ nghèo\\ngiảm còn 2,27%.\\nNăm 2024")
+    'Tỷ lệ hộ nghèo giảm còn 2,27%.\\nNăm 2024'
+    """
+    out = []
+    for para in re.split(r"\n[ \t]*\n", text):
+        lines = [line.strip() for line in para.split("\n") if line.strip()]
+        if every_line:
+            out.append(" ".join(lines))
+            continue
+        joined: list[str] = []
+        for line in lines:
+            if joined and line[0].islower() and not joined[-1].endswith((".", "!", "?", ":", ";")):
+                joined[-1] += " " + line
+            else:
+                joined.append(line)
+        out.append("\n".join(joined))
+    return "\n\n".join(p for p in out if p)
 
 
 def _object_kinds(pdf, index: int) -> dict[str, int]:

@@ -22,6 +22,7 @@ MAX_HEADER_ROWS = 3
 _NUMERIC = re.compile(r"[-+−]?\s*(?:\d[\d.,\s]*)(?:%|‰)?|[-–—x]")  # a value, not a label ("Năm 2023" is a label)
 _ORDINAL = re.compile(r"(?:\d{1,3}|[IVXLC]{1,6}|[a-zđ])[.)]?", re.I)  # "1", "II", "a)": the STT column
 _ORDINAL_HEADER = re.compile(r"(?:số\s*)?t\.?\s*t\.?|stt", re.I)
+_UNIT_HEADER = re.compile(r"đơn\s*vị(?:\s*tính)?|đvt|đ\.v\.t\.?", re.I)  # its values go with the row's numbers
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,9 @@ def table_lines(grid: list[list[Cell]]) -> list[str]:
     n_head = _header_rows(grid)
     headers = [_column_header(grid[:n_head], col) for col in range(width)]
     labels = _label_columns(grid[n_head:], headers)
+    unit_col = next((c for c, h in enumerate(headers) if _UNIT_HEADER.fullmatch(h)), None)
     for r in range(n_head, len(grid)):
-        line = _row_line(grid, r, headers, labels)
+        line = _row_line(grid, r, headers, labels, unit_col)
         if line:
             lines.append(line)
     return lines
@@ -107,7 +109,7 @@ def _column_header(rows: list[list[Cell]], col: int) -> str:
 
 
 def _label_columns(rows: list[list[Cell]], headers: list[str]) -> int:
-    """How many leading columns name the row: the first one, and the one after an STT column."""
+    """How many leading columns name the row: the first one, or the STT column and the one after it (2)."""
     if len(headers) < 2:
         return len(headers)
     first = [row[0].text for row in rows if row[0].text]
@@ -115,15 +117,21 @@ def _label_columns(rows: list[list[Cell]], headers: list[str]) -> int:
     return 2 if ordinal and len(headers) > 2 else 1
 
 
-def _row_line(grid: list[list[Cell]], r: int, headers: list[str], labels: int) -> str:
+def _row_line(grid: list[list[Cell]], r: int, headers: list[str], labels: int, unit_col: int | None = None) -> str:
+    """"label | header: value …"; with a unit column ("ĐVT"), each number carries the row's unit ("4,63%")."""
     row = grid[r]
+    unit = row[unit_col].text if unit_col is not None else ""
     label: list[str] = []
     values: list[str] = []
     for col, cell in enumerate(row):
-        if not cell.text:
+        if not cell.text or (col == unit_col and unit):
             continue
+        if unit and col >= labels and _is_value(cell.text) and any(ch.isdigit() for ch in cell.text):
+            cell = Cell(f"{cell.text}%" if unit == "%" else f"{cell.text} {unit}", cell.key)
         if col and cell.key is not None and row[col - 1].key == cell.key:
             continue  # a cell merged across columns: its value once, under its first column's header
+        if col == 0 and labels == 2:
+            continue  # the STT column's "1", "II": an ordinal says nothing about the row
         if col < labels:  # a number naming the row takes its header: "Năm 2023", not "2023"
             named = _is_value(cell.text) and headers[col] and not _ORDINAL_HEADER.fullmatch(headers[col])
             label.append(f"{headers[col]} {cell.text}" if named else cell.text)
