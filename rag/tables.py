@@ -142,9 +142,28 @@ def _row_line(grid: list[list[Cell]], r: int, headers: list[str], labels: int, u
     return " | ".join(part for part in (" ".join(label), *values) if part)
 
 
+def cell_header(line: str, pos: int) -> str | None:
+    """The column header of the value at `pos` in a row line ("… | Năm 2023: 2,27%" → "Năm 2023"), or None
+    when `line` is not a row of a table or the value has no header.
+
+    >>> cell_header("Tỷ lệ hộ nghèo | Năm 2022: 3,56% | Năm 2023: 2,27%", 45)
+    'Năm 2023'
+    """
+    if " | " not in line:
+        return None
+    start = line.rfind(" | ", 0, pos)
+    start = 0 if start < 0 else start + 3
+    end = line.find(" | ", pos)
+    segment = line[start:end if end >= 0 else len(line)]
+    head, sep, _ = segment.partition(": ")
+    if not sep or start + len(head) + 2 > pos:
+        return None
+    return head
+
+
 def plain_grid(rows: list[list[str | None]]) -> list[list[Cell]]:
     """A grid of cells from plain rows (no merges known)."""
     return [[Cell(text or "") for text in row] for row in rows]
 
 
-__all__ = ["Cell", "plain_grid", "table_lines"]
+__all__ = ["Cell", "cell_header", "plain_grid", "table_lines"]

@@ -152,7 +152,8 @@ def table_pdf(rows: list[list[str]], before: str = "", after: str = "", caption:
 def table_xlsx(sheets: dict[str, list[list]], percent_cols: dict[str, tuple[int, ...]] | None = None,
                title: str = "", merge_header: tuple[int, int, int] | None = None) -> bytes:
     """An .xlsx, each sheet's rows as given (numbers as numbers; `percent_cols`: 0.0227 shown as 2,27%);
-    `title`: a first row merged across the table; `merge_header`: (row, first col, last col), 1-based."""
+    `title`: a first row merged across each table; `merge_header`: (row, first col, last col), 1-based, in the
+    first sheet."""
     import openpyxl
 
     book = openpyxl.Workbook()
@@ -172,7 +173,7 @@ def table_xlsx(sheets: dict[str, list[list]], percent_cols: dict[str, tuple[int,
                 cell = sheet.cell(r, c, value)
                 if percent_cols and c - 1 in percent_cols.get(name, ()) and isinstance(value, float):
                     cell.number_format = "0.00%"
-        if merge_header:
+        if merge_header and name == next(iter(sheets)):
             r, c0, c1 = merge_header
             sheet.merge_cells(start_row=r + offset, start_column=c0, end_row=r + offset, end_column=c1)
     buf = io.BytesIO()
