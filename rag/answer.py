@@ -19,7 +19,7 @@ from .answer_scorer import BASE, TYPED, AnswerScorer
 from .lexical import tokenize
 from .query import analyse
 from .retriever import Retriever
-from .tables import cell_header
+from .tables import cell_header, cell_span, value_spans
 from .text import fold, syllables, years_in
 from .types import Hit, Query
 
@@ -203,6 +203,8 @@ class Answerer:
             spans = sent.spans
             if not spans and sent.support >= LOOSE_SUPPORT:  # no value of the type: any name will do
                 spans = extract.candidates(query.expects, sent.text, query.head, loose=True)
+            if not spans and query.expects in (None, "number", "count", "money"):
+                spans = value_spans(sent.text)  # a table row: its cells' values
             topic_end = min((a for a, _ in spans), default=0)
             for n, span in enumerate(spans):
                 text = sent.text[span[0]:span[1]]
@@ -241,6 +243,7 @@ class Answerer:
                 break
             reason = self._unsupported(query, sent)
             if not reason:
+                a, b = cell_span(sent.text, a) or (a, b)  # in a table row: the cell's whole value, its unit too
                 return (sent, sent.text[a:b].strip(" ,.;:")), ""
             first_reason = first_reason or reason
         return None, first_reason

@@ -161,9 +161,34 @@ def cell_header(line: str, pos: int) -> str | None:
     return head
 
 
+def cell_span(line: str, pos: int) -> tuple[int, int] | None:
+    """The bounds of the whole value around `pos` in a row line ("415 triệu USD", not "415 triệu"),
+    or None when `pos` is not inside a "header: value" cell of a row."""
+    if cell_header(line, pos) is None:
+        return None
+    start = line.rfind(": ", 0, pos + 1) + 2
+    end = line.find(" | ", pos)
+    return start, end if end >= 0 else len(line.rstrip(" .;"))
+
+
+def value_spans(line: str) -> list[tuple[int, int]]:
+    """The "header: value" cells' values of a row line, in order; [] for any other line."""
+    if " | " not in line:
+        return []
+    spans = []
+    pos = 0
+    for segment in line.split(" | "):
+        head, sep, value = segment.partition(": ")
+        if sep and value.strip():
+            start = pos + len(head) + 2
+            spans.append((start, start + len(value.rstrip(" .;"))))
+        pos += len(segment) + 3
+    return spans
+
+
 def plain_grid(rows: list[list[str | None]]) -> list[list[Cell]]:
     """A grid of cells from plain rows (no merges known)."""
     return [[Cell(text or "") for text in row] for row in rows]
 
 
-__all__ = ["Cell", "cell_header", "plain_grid", "table_lines"]
+__all__ = ["Cell", "cell_header", "cell_span", "plain_grid", "table_lines", "value_spans"]
