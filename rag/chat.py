@@ -350,7 +350,7 @@ def build_chat(library: Library):
                     province = gr.Dropdown(provinces, value=ALL, label="Tỉnh/thành", elem_id="rag-province")
                     year = gr.Dropdown(years, value=ALL, label="Năm", elem_id="rag-year")
                 with gr.Accordion("Tài liệu", open=True):
-                    upload = gr.File(label="Tải tài liệu lên (txt, md, html, pdf, docx; tối đa 20 MB)",
+                    upload = gr.File(label="Tải tài liệu lên (txt, md, html, pdf, docx, doc, xlsx; tối đa 20 MB)",
                                      file_types=[".txt", ".md", ".html", ".htm", ".pdf", ".docx", ".doc", ".xlsx"],
                                      type="filepath", elem_id="rag-upload", height=140)
                     _fetch_nothing(upload)

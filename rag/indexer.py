@@ -140,7 +140,9 @@ def update(
         added, updated, unchanged = [], [], []
         for doc in add:
             prev = old_docs.get(doc.id)
-            if prev is not None and prev.sha256 == doc.sha256:  # the same content: its chunks are kept
+            # the same content, read the same way: its chunks are kept (a file read anew by a newer reader, with
+            # pages or tables as rows, is indexed again)
+            if prev is not None and prev.sha256 == doc.sha256 and prev.text == doc.text and prev.pages == doc.pages:
                 same_file = (prev.path or str(document_file(prev))) == doc.path
                 documents[doc.id] = replace(prev, path=doc.path) if same_file else replace(prev, source=doc.source, path=doc.path)
                 reused.add(doc.id)

@@ -281,3 +281,29 @@ def test_citation_page_and_page_image(tmp_path):
     note = next(c for c in [RAG.open(tmp_path / "index", llm=False).ask("Ghi chú không có trang?")]
                 for c in c.citations)
     assert note.page is None and json.loads(json.dumps(note.__dict__))["page"] is None
+
+
+def test_reindexing_the_same_files_changes_nothing_but_a_new_reading_does(tmp_path, monkeypatch):
+    from rag import indexer
+    from rag.store import IndexConfig
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "bieu.docx").write_bytes(make_docs.table_docx(ROWS, before=INTRO, page_break_before_table=True))
+    config = IndexConfig(model=None)
+    indexer.build([folder], tmp_path / "index", config, None)
+    again = indexer.build([folder], tmp_path / "index", config, None)
+    assert again.unchanged == ("bieu",) and not again.updated
+    real = indexer.load_document  # an index written by an older reader: the same bytes, another text
+
+    def older_reader(path, *args, **kwargs):
+        from dataclasses import replace
+
+        doc = real(path, *args, **kwargs)
+        return replace(doc, text=doc.text.replace(" | ", " "), pages=())
+
+    monkeypatch.setattr(indexer, "load_document", older_reader)
+    indexer.build([folder], tmp_path / "index", config, None)
+    monkeypatch.setattr(indexer, "load_document", real)
+    fresh = indexer.build([folder], tmp_path / "index", config, None)
+    assert fresh.updated == ("bieu",)
