@@ -206,8 +206,10 @@ def _pdf_pages(data: bytes, name: str, budget: _Budget, progress: bool = False) 
                       file=sys.stderr)
             else:
                 show = _ocr_progress(name, len(scanned)) if progress else None
+                started = time.monotonic()
                 for i, text in ocr.ocr_pages(pdf, scanned, name, show).items():
                     pages[i] = unwrap(text, every_line=True)
+                budget.deadline += time.monotonic() - started  # (OCR has its own time limit: rag/ocr.py)
                 ocr_done = tuple(i + 1 for i in scanned)
     finally:
         pdf.close()

@@ -307,3 +307,26 @@ def test_reindexing_the_same_files_changes_nothing_but_a_new_reading_does(tmp_pa
     monkeypatch.setattr(indexer, "load_document", real)
     fresh = indexer.build([folder], tmp_path / "index", config, None)
     assert fresh.updated == ("bieu",)
+
+
+def test_ocr_time_does_not_count_against_the_read_limit(tmp_path, monkeypatch):
+    import time
+
+    from PIL import Image
+
+    from rag import loaders
+
+    path = tmp_path / "scan.pdf"
+    path.write_bytes(make_docs.image_pdf([Image.new("L", (200, 280), 255)]))
+
+    def slow_ocr(pdf, indexes, name, progress=None):
+        time.sleep(2.5)  # longer than the read limit below: OCR has its own
+        return {i: "Tỷ lệ hộ nghèo 2,27%." for i in indexes}
+
+    import pypdfium2  # noqa: F401  (imported before the clock starts)
+
+    monkeypatch.setattr(loaders, "MAX_READ_SECONDS", 2)
+    monkeypatch.setattr(ocr, "missing", lambda: None)
+    monkeypatch.setattr(ocr, "ocr_pages", slow_ocr)
+    out = read_document(path)
+    assert out.pages == ("Tỷ lệ hộ nghèo 2,27%.",) and out.ocr_pages == (1,)
