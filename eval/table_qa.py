@@ -7,7 +7,7 @@ answer is the expected value (spaces and a trailing ".0" aside) AND the citation
 text starts with the row's label) AND, for the PDF, the citation gives the page the row is printed on
 (the table starts on page 2 and runs onto page 3; pdfium's text says which row is where).
 
-    python eval/table_qa.py [--model none|DEFAULT] [--formats docx,pdf,xlsx] [--verbose]
+    python eval/table_qa.py [--model none|DEFAULT] [--formats docx,pdf,xlsx] [--questions FILE] [--verbose]
 """
 
 from __future__ import annotations
@@ -64,12 +64,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="none", help="embedding model ('none': BM25 only, the default)")
     parser.add_argument("--formats", default="docx,pdf,xlsx")
+    parser.add_argument("--questions", default=str(HERE / "table_qa.jsonl"),
+                        help="the question set (eval/table_qa_heldout.jsonl: 10 written after the answerer's table rules)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     from rag.api import RAG
 
     report = json.loads((HERE / "table_report.json").read_text("utf-8"))
-    questions = [json.loads(line) for line in (HERE / "table_qa.jsonl").read_text("utf-8").splitlines() if line.strip()]
+    questions = [json.loads(line) for line in Path(args.questions).read_text("utf-8").splitlines() if line.strip()]
     totals = {}
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.formats.split(","):
