@@ -329,3 +329,25 @@ def test_ocr_time_does_not_count_against_the_read_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(ocr, "ocr_pages", slow_ocr)
     out = read_document(path)
     assert out.pages == ("Tỷ lệ hộ nghèo 2,27%.",) and out.ocr_pages == (1,)
+
+
+def test_docx_pages_follow_words_rendered_page_breaks(tmp_path):
+    """A file Word laid out records where each page began (w:lastRenderedPageBreak); those are the pages."""
+    import docx
+    from docx.oxml import OxmlElement
+
+    document = docx.Document()
+    document.add_paragraph("Trang một.")
+    second = document.add_paragraph()
+    second.add_run().add_break()  # a line break: no new page
+    run = second.add_run("Trang hai bắt đầu giữa đoạn")
+    run._r.insert(0, OxmlElement("w:lastRenderedPageBreak"))
+    document.add_paragraph("Vẫn trang hai.")
+    buf = io.BytesIO()
+    document.save(buf)
+    path = tmp_path / "word.docx"
+    path.write_bytes(buf.getvalue())
+    doc = load_document(path)
+    assert len(doc.pages) == 2
+    assert doc.page_at(doc.text.index("Trang một")) == 1
+    assert doc.page_at(doc.text.index("Trang hai")) == 2 and doc.page_at(doc.text.index("Vẫn trang hai")) == 2
