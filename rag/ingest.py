@@ -21,7 +21,7 @@ def load_document(path: str | Path, data: bytes | None = None, source: str | Non
     real = path.resolve()
     text, sections = clean(loaders.read_text(path, data))
     if not text.strip():
-        raise UsageError(f"{path.name} contains no text.")
+        raise UsageError(f"{path.name} contains no text.", code="file_no_text", name=path.name)
     meta = metadata.extract(text, sections, fallback_title=path.stem)
     return Document(
         id=path.stem,

@@ -56,7 +56,8 @@ def read_text(path: Path, data: bytes | None = None) -> str:
     """The text of a supported file; raises UsageError when it cannot be read."""
     data = path.read_bytes() if data is None else data
     if len(data) > MAX_FILE_BYTES:
-        raise TooLarge(f"{path.name} is larger than {MAX_FILE_BYTES // 2**20} MB.")
+        raise TooLarge(f"{path.name} is larger than {MAX_FILE_BYTES // 2**20} MB.", code="file_too_large",
+                       name=path.name, mb=MAX_FILE_BYTES // 2**20)
     suffix = path.suffix.lower()
     budget = _Budget(path.name)
     if suffix in (".txt", ".md", ".markdown"):
@@ -68,7 +69,8 @@ def read_text(path: Path, data: bytes | None = None) -> str:
     elif suffix == ".docx":
         text = _docx_text(data, path.name, budget)
     else:
-        raise UsageError(f"{path.name} is not a supported document type (use {', '.join(SUPPORTED)}).")
+        raise UsageError(f"{path.name} is not a supported document type (use {', '.join(SUPPORTED)}).",
+                         code="file_type", name=path.name, types=", ".join(SUPPORTED))
     budget.check(len(text))
     return text
 
@@ -83,10 +85,10 @@ class _Budget:
     def check(self, chars: int = 0) -> None:
         if chars > MAX_TEXT_CHARS:
             raise TooLarge(f"{self.name} holds more than {MAX_TEXT_CHARS:,} characters of text; split it into "
-                           "smaller files.")
+                           "smaller files.", code="file_too_much_text", name=self.name, limit=MAX_TEXT_CHARS)
         if time.monotonic() > self.deadline:
             raise TooLarge(f"{self.name} takes more than {MAX_READ_SECONDS} seconds to read; split it into "
-                           "smaller files.")
+                           "smaller files.", code="file_too_slow", name=self.name, seconds=MAX_READ_SECONDS)
 
 
 def sha256(data: bytes) -> str:
@@ -96,7 +98,7 @@ def sha256(data: bytes) -> str:
 def decode_text(data: bytes, name: str) -> str:
     """UTF-8 (with or without BOM), else the encoding charset-normalizer detects; binary is refused."""
     if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise UsageError(f"{name} looks like a binary file, not text.")
+        raise UsageError(f"{name} looks like a binary file, not text.", code="file_binary", name=name)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -105,7 +107,8 @@ def decode_text(data: bytes, name: str) -> str:
 
     best = from_bytes(data).best()
     if best is None:
-        raise UsageError(f"{name} is not valid UTF-8 and its encoding could not be detected.")
+        raise UsageError(f"{name} is not valid UTF-8 and its encoding could not be detected.", code="file_encoding",
+                         name=name)
     return str(best)
 
 
@@ -134,17 +137,20 @@ def _pdf_text(data: bytes, name: str, budget: _Budget) -> str:
         reader = PdfReader(io.BytesIO(data))
         count = len(reader.pages)  # (the page tree's /Count: nothing is read yet)
         if count > MAX_PDF_PAGES:
-            raise TooLarge(f"{name} has {count:,} pages (at most {MAX_PDF_PAGES:,}); split it into smaller files.")
+            raise TooLarge(f"{name} has {count:,} pages (at most {MAX_PDF_PAGES:,}); split it into smaller files.",
+                           code="file_too_many_pages", name=name, limit=MAX_PDF_PAGES)
         pages, chars = [], 0
         for page in reader.pages:
             pages.append(page.extract_text() or "")
             chars += len(pages[-1])
             budget.check(chars)
             if len(pages) > MAX_PDF_PAGES:  # a page tree that lies about its /Count
-                raise TooLarge(f"{name} has more than {MAX_PDF_PAGES:,} pages; split it into smaller files.")
+                raise TooLarge(f"{name} has more than {MAX_PDF_PAGES:,} pages; split it into smaller files.",
+                               code="file_too_many_pages", name=name, limit=MAX_PDF_PAGES)
     except (PdfReadError, ValueError, KeyError, TypeError, NotImplementedError, AssertionError,
             IndexError, AttributeError, RecursionError, OSError) as exc:
-        raise UsageError(f"{name} could not be read as a PDF ({exc}).") from exc
+        raise UsageError(f"{name} could not be read as a PDF ({exc}).", code="file_unreadable", name=name,
+                         kind="PDF") from exc
     return "\n\n".join(pages)
 
 
@@ -162,7 +168,8 @@ def _docx_text(data: bytes, name: str, budget: _Budget) -> str:
             _check_docx_parts(archive, name, budget)
         document = docx.Document(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError, LxmlError, zlib.error, EOFError, OSError) as exc:
-        raise UsageError(f"{name} could not be read as a .docx file ({exc}).") from exc
+        raise UsageError(f"{name} could not be read as a .docx file ({exc}).", code="file_unreadable", name=name,
+                         kind="DOCX") from exc
     parts, chars = [], 0
     for i, paragraph in enumerate(document.paragraphs):
         parts.append(paragraph.text)

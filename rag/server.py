@@ -62,34 +62,39 @@ def clean_text(value: Any, what: str = "question", limit: int = MAX_QUESTION_CHA
     """The text stripped and NFC-normalised; UsageError when it is empty, too long, holds control characters
     or lone surrogates (a JSON "\\ud800" escape: no UTF-8 can hold it)."""
     if not isinstance(value, str):
-        raise UsageError(f"The {what} must be a string.")
+        raise UsageError(f"The {what} must be a string.", code="text_not_string", what=what)
     bad = lone_surrogate(value)
     if bad:
-        raise UsageError(f"The {what} is not valid Unicode text (it holds a lone surrogate, {bad}).")
+        raise UsageError(f"The {what} is not valid Unicode text (it holds a lone surrogate, {bad}).",
+                         code="text_not_unicode", what=what)
     text = unicodedata.normalize("NFC", value).strip()
     if not text:
-        raise UsageError(f"The {what} is empty.")
+        raise UsageError(f"The {what} is empty.", code="text_empty", what=what)
     if len(text) > limit:
-        raise UsageError(f"The {what} is too long ({len(text)} characters; at most {limit}).")
+        raise UsageError(f"The {what} is too long ({len(text)} characters; at most {limit}).", code="text_too_long",
+                         what=what, chars=len(text), limit=limit)
     if _CONTROL.search(text):
-        raise UsageError(f"The {what} contains control characters.")
+        raise UsageError(f"The {what} contains control characters.", code="text_control", what=what)
     return text
 
 
 def safe_file_name(name: str | None) -> str:
     """An upload's file name, or UsageError when it holds a path, odd characters or an unsupported type."""
     if not name or not name.strip():
-        raise UsageError("The upload has no file name.")
+        raise UsageError("The upload has no file name.", code="name_missing")
     name = unicodedata.normalize("NFC", name.strip())
     if "/" in name or "\\" in name or name.startswith(".") or ".." in name:
-        raise UsageError(f"The file name {name!r} must be a plain name, not a path.")
+        raise UsageError(f"The file name {name!r} must be a plain name, not a path.", code="name_path", name=name)
     size = len(name.encode("utf-8", "surrogatepass"))
     if size > MAX_NAME_BYTES:
-        raise UsageError(f"The file name is too long ({size} bytes in UTF-8; at most {MAX_NAME_BYTES}); shorten it.")
+        raise UsageError(f"The file name is too long ({size} bytes in UTF-8; at most {MAX_NAME_BYTES}); shorten it.",
+                         code="name_too_long", size=size, limit=MAX_NAME_BYTES)
     if _CONTROL.search(name) or not _NAME_OK.fullmatch(name):
-        raise UsageError("The file name holds characters that are not allowed (use letters, digits, spaces, - _ . ( )).")
+        raise UsageError("The file name holds characters that are not allowed (use letters, digits, spaces, - _ . ( )).",
+                         code="name_characters")
     if Path(name).suffix.lower() not in SUPPORTED:
-        raise UsageError(f"{name} is not a supported document type (use {', '.join(SUPPORTED)}).")
+        raise UsageError(f"{name} is not a supported document type (use {', '.join(SUPPORTED)}).",
+                         code="file_type", name=name, types=", ".join(SUPPORTED))
     return name
 
 
@@ -148,14 +153,16 @@ class Library:
         """
         name = safe_file_name(name)
         if len(data) > MAX_UPLOAD_BYTES:
-            raise UsageError(f"{name} is larger than {MAX_UPLOAD_BYTES // 2**20} MB.")
+            raise TooLarge(f"{name} is larger than {MAX_UPLOAD_BYTES // 2**20} MB.", code="file_too_large", name=name,
+                           mb=MAX_UPLOAD_BYTES // 2**20)
         target = self.uploads_dir / name
         doc = load_document(target, data)  # parsed here, outside the lock: unreadable files change nothing
         with self._write, store.write_lock(Path(self.rag.index_dir)):
             existing = self.rag.documents.get(target.stem)
             if existing is not None and document_file(existing) != target.resolve():
                 raise Conflict(f"A document with id {target.stem!r} is already indexed from {existing.source}; "
-                               "rename the file or remove that document first.")
+                               "rename the file or remove that document first.", code="id_conflict",
+                               doc_id=target.stem, source=existing.source)
             self._private_folder()
             staged = self.uploads_dir / f"{STAGED}{uuid.uuid4().hex[:8]}-{name}"
             _write_private(staged, data)

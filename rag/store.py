@@ -101,7 +101,8 @@ def write_lock(index_dir: Path):
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise IndexLocked(
-                f"Another process is writing the index in {index_dir}; wait for it to finish and try again."
+                f"Another process is writing the index in {index_dir}; wait for it to finish and try again.",
+                code="index_locked",
             ) from None
         held.add(key)
         try:
