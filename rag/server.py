@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, File, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,11 +34,12 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from .answer import Answer
-from . import store
+from . import progress, store
 from .store import fsync_dir as _fsync_dir
 from .api import RAG, search_json
 from .errors import IndexCorrupt, IndexLocked, IndexNotFound, RagError, TooLarge, UsageError
 from .ingest import document_file, load_document
+from .jobs import Jobs
 from .loaders import SUPPORTED, sha256
 from .text import lone_surrogate
 
@@ -116,6 +117,7 @@ class Library:
         self.rag = rag
         self.uploads_dir = Path(uploads_dir) if uploads_dir else Path(rag.index_dir) / UPLOADS
         self._write = threading.Lock()  # one upload or removal at a time
+        self.jobs = Jobs()  # uploads indexed in the background (`?async=1`, the chat), with their progress
         self.recover_uploads()
 
     # -- reading
@@ -135,6 +137,21 @@ class Library:
 
     def document_list(self) -> list[dict]:
         return [_doc_summary(doc) for doc in self.rag.documents.values()]
+
+    def document_rows(self) -> list[dict]:
+        """The documents for the chat's panel: the summary plus chunk count and the date each was added."""
+        snapshot = self.rag._retriever.snapshot
+        info = (snapshot.manifest or {}).get("documents", {})
+        per_doc: dict[str, int] = {}
+        if not info:
+            for chunk in snapshot.chunks:
+                per_doc[chunk.doc_id] = per_doc.get(chunk.doc_id, 0) + 1
+        rows = []
+        for doc in snapshot.documents.values():
+            entry = info.get(doc.id) if isinstance(info.get(doc.id), dict) else {}
+            rows.append({**_doc_summary(doc), "chunks": entry.get("chunks", per_doc.get(doc.id, 0)),
+                         "added": entry.get("added") or ""})
+        return rows
 
     def document(self, doc_id: str):
         doc = self.rag.documents.get(doc_id)
@@ -156,7 +173,9 @@ class Library:
             raise TooLarge(f"{name} is larger than {MAX_UPLOAD_BYTES // 2**20} MB.", code="file_too_large", name=name,
                            mb=MAX_UPLOAD_BYTES // 2**20)
         target = self.uploads_dir / name
+        progress.report("reading")
         doc = load_document(target, data)  # parsed here, outside the lock: unreadable files change nothing
+        progress.report("waiting")
         with self._write, store.write_lock(Path(self.rag.index_dir)):
             existing = self.rag.documents.get(target.stem)
             if existing is not None and document_file(existing) != target.resolve():
@@ -263,6 +282,32 @@ def _echo_id(value: str | int | None) -> str | int | None:
     if bad:
         raise UsageError(f"The field 'id' is not valid Unicode text (it holds a lone surrogate, {bad}).")
     return value
+
+
+def upload_json(library: Library, result: Upload) -> dict:
+    """What POST /api/documents answers for a stored upload (and a finished job's `result`)."""
+    doc = library.document(result.doc_id)
+    return {**_doc_summary(doc), "status": result.status, "documents": result.documents, "chunks": result.chunks}
+
+
+def error_json(exc: BaseException) -> dict:
+    """A failed job's error: the HTTP status the request would have got and the sentence."""
+    if isinstance(exc, RagError):
+        return {"status": error_status(exc), "error": str(exc), "code": getattr(exc, "code", None)}
+    return {"status": 500, "error": f"Internal error ({type(exc).__name__}); the server log has the details.",
+            "code": None}
+
+
+def error_status(exc: RagError) -> int:
+    if isinstance(exc, Conflict):
+        return 409
+    if isinstance(exc, TooLarge):
+        return 413
+    if isinstance(exc, UsageError):
+        return 400
+    if isinstance(exc, IndexLocked):
+        return 409
+    return 503
 
 
 def _doc_summary(doc) -> dict:
@@ -376,14 +421,29 @@ def _routes(library: Library) -> APIRouter:
         docs = library.document_list()
         return {"documents": docs, "count": len(docs)}
 
-    @router.post("/documents", status_code=201, summary="Upload a document (txt, md, html, pdf, docx; at most 20 MB)")
-    def upload(file: UploadFile = File(description="the document")) -> dict:
+    @router.post("/documents", status_code=201,
+                 summary="Upload a document (txt, md, html, pdf, docx; at most 20 MB); with ?async=1, a job to poll",
+                 responses={202: {"description": "with ?async=1: the job indexing it, to poll at /api/jobs/{id}"}})
+    def upload(file: UploadFile = File(description="the document"),
+               run_async: bool = Query(False, alias="async", description="index in the background: 202 and a job")):
         data = file.file.read(MAX_UPLOAD_BYTES + 1)
         if len(data) > MAX_UPLOAD_BYTES:
             raise HTTPException(413, f"The upload is larger than {MAX_UPLOAD_BYTES // 2**20} MB.")
-        result = library.add_upload(_sent_name(file), data)
-        doc = library.document(result.doc_id)
-        return {**_doc_summary(doc), "status": result.status, "documents": result.documents, "chunks": result.chunks}
+        name = _sent_name(file)
+        if not run_async:
+            return upload_json(library, library.add_upload(name, data))
+        name = safe_file_name(name)  # bad names are refused now, as without ?async
+        job = library.jobs.start(name, lambda: upload_json(library, library.add_upload(name, data)))
+        url = f"/api/jobs/{job.id}"
+        return JSONResponse({"job": job.id, "state": job.state, "url": url}, status_code=202, headers={"Location": url})
+
+    @router.get("/jobs/{job_id}", summary="A background upload: state, stage (reading, chunking, embedding done/total, "
+                                          "saving, ready), then its result or its error")
+    def job(job_id: str) -> dict:
+        found = library.jobs.get(job_id)
+        if found is None:
+            raise HTTPException(404, f"No job with id {job_id!r} (jobs are kept in memory, the last 200).")
+        return found.to_json(error_json)
 
     @router.get("/documents/{doc_id}", summary="One document: its metadata and cleaned text")
     def document(doc_id: str) -> dict:
@@ -468,17 +528,7 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RagError)
     async def rag_error(request: Request, exc: RagError) -> JSONResponse:
-        if isinstance(exc, Conflict):
-            return _error(409, str(exc))
-        if isinstance(exc, TooLarge):
-            return _error(413, str(exc))
-        if isinstance(exc, UsageError):
-            return _error(400, str(exc))
-        if isinstance(exc, IndexLocked):
-            return _error(409, str(exc))
-        if isinstance(exc, (IndexNotFound, IndexCorrupt)):
-            return _error(503, str(exc))
-        return _error(503, str(exc))
+        return _error(error_status(exc), str(exc))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
