@@ -407,7 +407,7 @@ def build_chat(library: Library, *, conversations=None):
         named = {d["province"] for d in docs if d["province"]}
         provinces = sorted(named) + sorted(p.name for p in PLACES if p.name not in named)
         years = sorted({d["year"] for d in docs if d["year"]}, reverse=True)
-        doc_choices = [(short_title(f'{d["title"] or d["doc_id"]} ({d["doc_id"]})', 70), d["doc_id"]) for d in
+        doc_choices = [(f'{short_title(d["title"] or d["doc_id"], 60)} ({d["doc_id"]})', d["doc_id"]) for d in
                        sorted(docs, key=lambda d: (d["title"] or d["doc_id"]).lower())]
         return [ALL, *provinces], [ALL, *map(str, years)], doc_choices
 
@@ -559,7 +559,7 @@ def build_chat(library: Library, *, conversations=None):
                     placeholder="Đặt câu hỏi về các tài liệu, hoặc chọn một câu hỏi mẫu bên dưới.",
                 )
                 with gr.Row():
-                    msg = gr.Textbox(show_label=False, placeholder="Nhập câu hỏi… (Enter để gửi)", scale=5,
+                    msg = gr.Textbox(label="Câu hỏi", show_label=False, placeholder="Nhập câu hỏi… (Enter để gửi)", scale=5,
                                      elem_id="rag-question", autofocus=True, max_length=2000)
                     send = gr.Button("Gửi", variant="primary", scale=1, elem_id="rag-send")
                 gr.Markdown("**Câu hỏi mẫu**")

@@ -20,6 +20,7 @@ GRADIO_VI = {
         "share": "Chia sẻ", "submit": "Gửi", "undo": "Hoàn tác", "no_devices": "Không tìm thấy thiết bị",
         "language": "Ngôn ngữ", "display_theme": "Giao diện", "pwa": "Ứng dụng web", "progress": "Tiến độ",
         "record": "Ghi", "stop_recording": "Dừng ghi", "screen_studio": "Quay màn hình", "run": "Chạy",
+        "complete": "Xong",  # (Gradio's chatbot asks for common.complete, a key its English lacks)
     },
     "upload_text": {
         "click_to_upload": "Bấm để chọn tệp", "drop_audio": "Thả tệp âm thanh vào đây", "drop_csv": "Thả tệp CSV vào đây",
@@ -47,8 +48,24 @@ GRADIO_VI = {
     "errors": {"use_via_api": "Dùng qua API", "use_via_api_or_mcp": "Dùng qua API hoặc MCP"},
 }
 
-# what Gradio's front end writes without i18n: exact text → Vietnamese (text, aria-label, title, placeholder)
+# what Gradio's front end writes without i18n: exact text → Vietnamese (text, aria-label, title, placeholder).
+# Its i18n strings are here too (English → the GRADIO_VI words): a component drawn before the "vi" locale
+# took hold keeps its English until redrawn, and this catches it.
 HARDCODED_VI = {
+    "Drop File Here": "Thả tệp vào đây",
+    "- or -": "- hoặc -",
+    "Click to Upload": "Bấm để chọn tệp",
+    "Paste from Clipboard": "Dán từ bộ nhớ tạm",
+    "Uploading...": "Đang tải lên…",
+    "Submit": "Gửi",
+    "Undo": "Hoàn tác",
+    "Retry": "Thử lại",
+    "Edit": "Sửa",
+    "Cancel": "Hủy",
+    "Like": "Thích",
+    "Dislike": "Không thích",
+    "Settings": "Cài đặt",
+    "Download All": "Tải xuống tất cả",
     "chatbot conversation": "hội thoại",
     "Loading response": "Đang tải câu trả lời",
     "Loading content": "Đang tải nội dung",
@@ -69,6 +86,15 @@ HARDCODED_VI = {
     "Success": "Thành công",
     "Dropdown": "Danh sách chọn",
     "Empty": "Trống",
+    "Empty value": "Chưa chọn",
+    "Click to upload or drop files": "Bấm để chọn tệp hoặc thả tệp vào đây",
+    "File upload": "Tải tệp lên",
+    "Textbox": "Ô nhập",
+    "Chatbot": "Hội thoại",
+    "Loading...": "Đang tải…",
+    "Loading": "Đang tải",
+    "Copy message": "Sao chép câu trả lời",
+    "Copied message": "Đã sao chép",
 }
 
 ROLE_VI = {"user": "Bạn hỏi", "bot": "Trợ lý", "assistant": "Trợ lý"}
@@ -134,15 +160,27 @@ _SCRIPT = """<script>
     }
   }).observe(document.documentElement, {subtree: true, childList: true, characterData: true,
                                         attributes: true, attributeFilter: ATTRS});
-  // Gradio's own strings: switch its i18n to the "vi" messages (gr.I18n) once the app is up
-  function locale(tries) {
-    var core = performance.getEntriesByType('resource').map(function (r) { return r.name; })
-      .filter(function (n) { return /\\/assets\\/core-[\\w-]+\\.js$/.test(n); })[0];
-    if (!core || !document.querySelector('#rag-question')) {
-      if (tries < 600) setTimeout(function () { locale(tries + 1); }, 50);
-      return;
+  // Gradio's own strings: its i18n (svelte-i18n) shows our "vi" messages (gr.I18n) when its locale store
+  // holds "vi"; Gradio sets that store from the browser's language while it starts: we set it back.
+  function store(m) {  // the module's export that is svelte-i18n's locale store (a writable holding 'en', 'fr'…)
+    for (var k in m) {
+      var s = m[k], value;
+      if (!s || typeof s.subscribe !== 'function' || typeof s.set !== 'function') continue;
+      try { s.subscribe(function (v) { value = v; })(); } catch (e) { continue; }
+      if (typeof value === 'string' && /^[a-z]{2,3}(-[A-Za-z]{2,4})?$/.test(value)) return s;
     }
-    import(core).then(function (m) { if (m.changeLocale) m.changeLocale('vi'); document.documentElement.lang = 'vi'; });
+    return null;
+  }
+  function locale(tries) {
+    var runtime = performance.getEntriesByType('resource').map(function (r) { return r.name; })
+      .filter(function (n) { return /\/assets\/runtime-[\w-]+\.js$/.test(n); })[0];
+    var ready = runtime && document.querySelector('#rag-question');
+    if (!ready) { if (tries < 600) setTimeout(function () { locale(tries + 1); }, 50); return; }
+    import(runtime).then(function (m) {
+      var s = store(m);
+      if (!s) return;
+      s.subscribe(function (v) { if (v !== 'vi') setTimeout(function () { s.set('vi'); }, 0); });
+    });
   }
   document.documentElement.lang = 'vi';
   locale(0);
