@@ -523,7 +523,7 @@ def build_chat(library: Library, *, conversations=None):
             stored = [c for c in load_all(request, stored) if c["id"] != conversation_id]
         is_current = isinstance(current, dict) and current.get("id") == conversation_id
         return (stored, history_dropdown(load_all(request, stored)),
-                [] if is_current else gr.skip(), None if is_current else gr.skip(), None)
+                [] if is_current else gr.skip(), None if is_current else gr.skip(), gr.File(value=None, visible=False))
 
     def on_export(kind: str):
         def export(conversation_id, current, stored, request):
@@ -532,12 +532,12 @@ def build_chat(library: Library, *, conversations=None):
                 found = current
             if found is None:
                 warn("Chưa có cuộc hội thoại nào để xuất.")
-                return None
+                return gr.File(value=None, visible=False)
             folder = Path(tempfile.mkdtemp(prefix="rag-export-"))
             stem = f"hoi-thoai-{found['id']}"
             path = folder / (f"{stem}.md" if kind == "md" else f"{stem}.json")
             path.write_text(convs.to_markdown(found) if kind == "md" else convs.to_json(found), encoding="utf-8")
-            return str(path)
+            return gr.File(value=str(path), visible=True)
 
         return export
 
@@ -578,7 +578,7 @@ def build_chat(library: Library, *, conversations=None):
                         delete_conv = gr.Button("Xóa", size="sm", variant="stop", elem_id="rag-history-delete")
                         export_md = gr.Button("Xuất Markdown", size="sm", elem_id="rag-export-md")
                         export_json = gr.Button("Xuất JSON", size="sm", elem_id="rag-export-json")
-                    exported = gr.File(label="Tệp xuất", interactive=False, elem_id="rag-export", height=60)
+                    exported = gr.File(label="Tệp xuất", interactive=False, elem_id="rag-export", visible=False)
                 with gr.Accordion("Tài liệu", open=True):
                     upload = gr.File(label="Tải tài liệu lên (txt, md, html, pdf, docx; tối đa 20 MB)",
                                      type="filepath", elem_id="rag-upload", height=140)
@@ -630,7 +630,7 @@ def build_chat(library: Library, *, conversations=None):
         cancel.click(lambda: gr.Group(visible=False), None, [confirm_box], **private)
         confirm.click(on_remove, [remove_choice, doc_query, doc_page], refreshed, concurrency_limit=1,
                       show_progress="hidden", **private)
-        demo.load(on_load, [stored], [*refreshed, history_choice], **private)
+        demo.load(on_load, [stored], [*refreshed, history_choice], show_progress="hidden", **private)
     return demo
 
 

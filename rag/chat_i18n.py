@@ -131,6 +131,7 @@ _SCRIPT = """<script>
     var v = node.nodeValue, t = v && v.trim();
     if (t && Object.prototype.hasOwnProperty.call(VI, t)) node.nodeValue = v.replace(t, VI[t]);
     else if (t && /^processing \\|/.test(t)) node.nodeValue = v.replace('processing', 'đang xử lý');
+    else if (t && /^queue: /.test(t)) node.nodeValue = v.replace('queue:', 'hàng đợi:');
   }
   function fix(root) {
     if (root.nodeType === 3) { fixText(root); return; }

@@ -44,6 +44,8 @@ chatbot conversation textbox dropdown download remove settings queue built with 
 waiting lost connection invalid type only allowed could not be read stream ended unexpectedly mode lexical
 dense extractive generative bot user's bot's""".split())
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
+# a Vietnamese syllable written without its marks ("An Giang", "Trang sau", "Xong"): English words rarely fit
+_SYLLABLE = re.compile(r"(?:ngh|ng|nh|ch|gh|gi|kh|ph|qu|th|tr|[bcdghklmnprstvx])?[aeiouy]{1,3}(?:ng|nh|ch|[cmnpt])?")
 
 
 def vietnamese_letter(ch: str) -> bool:
@@ -57,12 +59,13 @@ def not_vietnamese(text: str, allowed_texts: frozenset[str] = frozenset()) -> bo
     text = text.strip()
     if not text or text in allowed_texts:
         return False
-    words = [w.lower() for w in _WORD.findall(text)]
+    tokens = [t for t in text.split() if not any(ch.isdigit() or ch == "_" for ch in t)]  # ids, numbers
+    words = [w.lower() for t in tokens for w in _WORD.findall(t)]
     if any(w in ENGLISH for w in words):
         return True
     if any(vietnamese_letter(ch) for ch in text):
         return False
-    return any(w not in ALLOWED_WORDS and w.isascii() and len(w) > 1 for w in words)
+    return any(w.isascii() and w not in ALLOWED_WORDS and not _SYLLABLE.fullmatch(w) for w in words)
 
 
 VISIBLE_TEXTS_JS = """() => {
