@@ -615,6 +615,7 @@ def build_chat(library: Library, *, conversations=None):
             button.click(ask_example, ask_inputs[1:], ask_outputs, concurrency_limit=8,
                          show_progress="minimal", **private)
         new_chat.click(on_new, None, [chatbot, msg, current], **private)
+        chatbot.clear(lambda: None, None, [current], **private)  # (its bin: the next question starts a new one)
         open_conv.click(on_open, [history_choice, stored], [chatbot, current], **private)
         delete_conv.click(on_delete, [history_choice, current, stored],
                           [stored, history_choice, chatbot, current, exported], **private)

@@ -29,7 +29,7 @@ GRADIO_VI = {
     },
     "chatbot": {
         "edit": "Sửa", "retry": "Thử lại", "undo": "Hoàn tác", "submit": "Gửi", "cancel": "Hủy", "like": "Thích",
-        "dislike": "Không thích", "clear": "Xóa", "complete": "Xong", "copy_message": "Sao chép câu trả lời",
+        "dislike": "Không thích", "clear": "Xóa", "complete": "Xong", "copy_message": "Sao chép tin nhắn",
         "copied_message": "Đã sao chép",
     },
     "chat_interface": {"new_chat": "Cuộc hội thoại mới", "message_placeholder": "Nhập tin nhắn…",
@@ -93,7 +93,7 @@ HARDCODED_VI = {
     "Chatbot": "Hội thoại",
     "Loading...": "Đang tải…",
     "Loading": "Đang tải",
-    "Copy message": "Sao chép câu trả lời",
+    "Copy message": "Sao chép tin nhắn",
     "Copied message": "Đã sao chép",
 }
 
@@ -123,7 +123,7 @@ _SCRIPT = """<script>
       var a = ATTRS[i], v = el.getAttribute && el.getAttribute(a);
       if (!v) continue;
       var m = a === 'aria-label' && v.match(MSG);
-      if (m) { el.setAttribute(a, ROLES[m[1]] + ': ' + text(el).slice(0, 2000)); continue; }
+      if (m) { el.setAttribute('data-rag-role', m[1]); el.setAttribute(a, ROLES[m[1]] + ': ' + text(el).slice(0, 2000)); continue; }
       if (Object.prototype.hasOwnProperty.call(VI, v.trim())) el.setAttribute(a, VI[v.trim()]);
     }
   }
@@ -143,7 +143,6 @@ _SCRIPT = """<script>
     while ((n = walker.nextNode())) fixText(n);
   }
   function relabel(el) {  // a message's text changed: its label follows
-    var m = el.closest && el.closest('[aria-label]');
     for (var p = el; p && p !== document.body; p = p.parentElement) {
       var lab = p.getAttribute && p.getAttribute('data-rag-role');
       if (lab) { p.setAttribute('aria-label', ROLES[lab] + ': ' + text(p).slice(0, 2000)); return; }
