@@ -218,6 +218,9 @@ CSS = """
 .rag-steps .rag-step-done { color: #047857; } .rag-steps .rag-step-done::before { content: "✓ "; }
 .rag-steps .rag-step-now { color: #1d4ed8; font-weight: 600; }
 .rag-confirm-text { padding: .4em .6em; }
+.rag-spinner { display: inline-block; width: .8em; height: .8em; margin-right: .4em; border: 2px solid #93c5fd;
+  border-top-color: #1d4ed8; border-radius: 50%; animation: rag-spin 1s linear infinite; vertical-align: -.1em; }
+@keyframes rag-spin { to { transform: rotate(360deg); } }
 .rag-cursor { opacity: .6; }
 """
 
@@ -331,7 +334,8 @@ def job_status_html(job) -> str:
     steps = "".join(
         f'<li class="{"rag-step-done" if STAGE_ORDER.index(s) < STAGE_ORDER.index(stage) else "rag-step-now" if s == stage else "rag-step"}">'
         f"{STAGE_VI[s]}</li>" for s in STAGE_ORDER if stage in STAGE_ORDER)
-    return (f'<div class="rag-job" role="status" aria-live="polite">⏳ <b>{name}</b>: {esc(text)}…'
+    return (f'<div class="rag-job rag-running" role="status" aria-live="polite"><span class="rag-spinner"></span>'
+            f'<b>{name}</b>: {esc(text)}…'
             f'<ol class="rag-steps">{steps}</ol></div>')
 
 
@@ -375,9 +379,10 @@ def conversation_label(c: dict) -> str:
     return f'{short_title(c.get("title") or "Hội thoại", 50)} · {_date(c.get("updated") or "")} · {len(c.get("turns", []))} câu'
 
 
-def build_chat(library: Library, *, conversations=None):
+def build_chat(library: Library, *, conversations=None, browser_secret: str | None = None):
     """The Gradio Blocks of the chat, wired to `library`. `conversations`: the server-side store used
-    for a signed-in user (None: the browser keeps them)."""
+    for a signed-in user (None: the browser keeps them). `browser_secret`: the key of what the browser
+    keeps (None: a new one, and what browsers kept before cannot be read)."""
     import gradio as gr
 
     from . import conversations as convs
@@ -548,7 +553,7 @@ def build_chat(library: Library, *, conversations=None):
                 '<p style="margin:.2em 0 0">Câu trả lời trích từ tài liệu, kèm nguồn; có dấu hay không dấu đều được. '
                 '<a href="/docs" target="_blank">API HTTP (/docs)</a></p>')
         notice = gr.HTML(mode_notice_html(library.health()), elem_id="rag-mode")
-        stored = gr.BrowserState([], storage_key="rag-vi-conversations")
+        stored = gr.BrowserState([], storage_key="rag-vi-conversations", secret=browser_secret)
         current = gr.State(None)
         doc_page = gr.State(0)
         with gr.Row():
@@ -687,6 +692,28 @@ def _discard(received: Path, cache_dir: str | Path) -> None:
             received.parent.rmdir()
 
 
+def browser_secret(index_dir: str | Path) -> str | None:
+    """The key that encrypts the conversations kept in browsers, kept in the index folder (0600) so that
+    they can still be read after a restart; None (a key for this run only) when it cannot be written."""
+    import secrets
+
+    path = Path(index_dir) / ".chat-secret"
+    try:
+        if path.is_file() and not path.is_symlink():
+            value = path.read_text("ascii").strip()
+            if len(value) >= 32:
+                return value
+        value = secrets.token_urlsafe(32)
+        tmp = path.with_name(f".chat-secret-{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(value + "\n")
+        os.replace(tmp, path)
+        return value
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def chat_cache(index_dir: str | Path) -> Path:
     """The folder where the chat's uploads wait to be indexed: the index's own, readable by this user
     only (Gradio's default, /tmp/gradio, is shared by every app on the machine and served by each)."""
@@ -760,7 +787,8 @@ def mount_chat(app: FastAPI, library: Library, password: str | None = None) -> F
     from .conversations import ServerStore
 
     with _gradio_temp_dir(cache):  # the components' cache and the upload route's folder
-        demo = build_chat(library, conversations=ServerStore(library.rag.index_dir) if password else None)
+        demo = build_chat(library, conversations=ServerStore(library.rag.index_dir) if password else None,
+                          browser_secret=browser_secret(library.rag.index_dir))
         demo.queue(default_concurrency_limit=8)
         return gr.mount_gradio_app(
             app, demo, path="/", css=CSS, head=HEAD + head_script(), theme=theme, auth=auth, i18n=i18n(),

@@ -25,6 +25,7 @@ FOLDER = ".conversations"
 MAX_CONVERSATIONS = 50
 MAX_TURNS = 100
 MAX_BYTES = 2 * 2**20  # of one stored conversation
+MAX_BROWSER_BYTES = 2 * 2**20  # of all the conversations a browser keeps (localStorage holds ~5 MB)
 TITLE_CHARS = 80
 _ID = re.compile(r"[0-9a-f]{16}")
 
@@ -73,10 +74,23 @@ def valid(conversation) -> bool:
 
 
 def bounded(conversations: list[dict]) -> list[dict]:
-    """The valid ones, newest first, at most MAX_CONVERSATIONS."""
+    """The valid ones, newest first, at most MAX_CONVERSATIONS and MAX_BROWSER_BYTES of JSON (the
+    oldest go first; a conversation alone over the bound loses its oldest turns)."""
     good = [c for c in conversations if valid(c)]
     good.sort(key=lambda c: str(c.get("updated", "")), reverse=True)
-    return good[:MAX_CONVERSATIONS]
+    kept, size = [], 0
+    for c in good[:MAX_CONVERSATIONS]:
+        while len(c["turns"]) > 1 and _size(c) > MAX_BROWSER_BYTES:
+            c = {**c, "turns": c["turns"][1:]}
+        if size + _size(c) > MAX_BROWSER_BYTES:
+            break
+        kept.append(c)
+        size += _size(c)
+    return kept
+
+
+def _size(conversation: dict) -> int:
+    return len(json.dumps(conversation, ensure_ascii=False).encode())
 
 
 # ---------------------------------------------------------------- exports

@@ -15,7 +15,7 @@ from contextvars import ContextVar
 
 Listener = Callable[[str, int, int], None]
 STAGES = ("reading", "waiting", "chunking", "embedding", "saving", "ready")
-EMBED_BATCH = 32  # chunks embedded between two reports
+EMBED_BATCH = 8  # chunks embedded between two reports
 
 _listener: ContextVar[Listener | None] = ContextVar("rag_progress_listener", default=None)
 

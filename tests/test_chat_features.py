@@ -221,3 +221,31 @@ def test_async_upload_errors(rag):
     assert job["state"] == "error" and job["error"]["status"] == 400 and job["error"]["code"] == "file_unreadable"
     assert client.get("/api/jobs/nope").status_code == 404
     assert "error" in client.get("/api/jobs/nope").json()
+
+
+def test_what_a_browser_keeps_is_bounded_in_bytes(monkeypatch):
+    monkeypatch.setattr(convs, "MAX_BROWSER_BYTES", 5_000)
+    big = {"answer_text": "x" * 1_000, "citations": []}
+    many = []
+    for i in range(6):
+        c = convs.new()
+        for j in range(3):
+            c = convs.add_turn(c, f"câu {i}.{j}", big, "lexical")
+        c["updated"] = f"2026-01-0{i + 1}"
+        many.append(c)
+    kept = convs.bounded(many)
+    assert 0 < len(kept) < 6 and kept[0]["updated"] == "2026-01-06"
+    assert sum(len(json.dumps(c, ensure_ascii=False).encode()) for c in kept) <= 5_000
+    huge = convs.new()
+    for j in range(10):
+        huge = convs.add_turn(huge, f"câu {j}", big, "lexical")
+    (alone,) = convs.bounded([huge])
+    assert 0 < len(alone["turns"]) < 10 and alone["turns"][-1]["question"] == "câu 9"  # the newest turns stay
+
+
+def test_the_browser_key_is_kept_in_the_index_folder(tmp_path):
+    from rag.chat import browser_secret
+
+    first = browser_secret(tmp_path)
+    assert first and browser_secret(tmp_path) == first  # the same after a restart
+    assert stat.S_IMODE((tmp_path / ".chat-secret").stat().st_mode) == 0o600
