@@ -10,10 +10,13 @@ The HTML helpers need no Gradio; `build_chat` and `mount_chat` import it (it tak
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hmac
 import html
+import inspect
 import os
 import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from .answer import Answer, Citation
+from .conversations import short_title
 from .errors import RagError, UsageError
 from .gazetteer import PLACES
 from .text import without_surrogates
@@ -155,9 +159,13 @@ def answer_html(answer: Answer, documents: dict, retrieval_mode: str) -> str:
     timings = answer.timings_ms or {}
     ms = timings.get("total", sum(timings.values()))
     mode = "ngữ nghĩa + từ khóa" if retrieval_mode == "dense" else "chỉ từ khóa (BM25)"
-    parts.append(f'<div class="rag-meta">Tìm kiếm: {esc(mode)} · trả lời: {esc(answer.mode)} · {ms:.0f} ms</div>')
+    how = ANSWER_MODES_VI.get(answer.mode, answer.mode)
+    parts.append(f'<div class="rag-meta">Tìm kiếm: {esc(mode)} · câu trả lời: {esc(how)} · {ms:.0f} ms</div>')
     parts.append("</div>")
     return "".join(parts)
+
+
+ANSWER_MODES_VI = {"extractive": "trích nguyên văn từ tài liệu", "generative": "do mô hình ngôn ngữ viết"}
 
 
 def streaming_html(text: str) -> str:
@@ -191,18 +199,6 @@ def llm_notice(llm: dict | None) -> str:
             "(không đạt thì dùng câu trích từ tài liệu)")
 
 
-def documents_html(docs: list[dict]) -> str:
-    if not docs:
-        return '<div class="rag-docs">Chưa có tài liệu nào.</div>'
-    rows = "".join(
-        f'<li><span class="rag-doc-title">{esc(d["title"] or d["doc_id"])}</span>'
-        f'<br><small>{esc(d["doc_id"])}{" · " + esc(d["province"]) if d["province"] else ""}'
-        f'{" · " + str(d["year"]) if d["year"] else ""}</small></li>'
-        for d in docs
-    )
-    return f'<ol class="rag-docs">{rows}</ol>'
-
-
 CSS = """
 .rag-answer .rag-short { font-size: 1.05em; margin-bottom: .3em; }
 .rag-answer .rag-abstain { font-weight: 600; color: #b45309; margin-bottom: .3em; }
@@ -219,7 +215,23 @@ CSS = """
 .rag-answer .rag-meta { font-size: .75em; color: #9ca3af; margin-top: .4em; }
 .rag-mode { padding: .5em .8em; border-radius: 8px; background: #ecfdf5; }
 .rag-mode.rag-lexical { background: #fef3c7; }
-.rag-docs { font-size: .85em; max-height: 16em; overflow: auto; }
+.rag-docs { font-size: .85em; }
+.rag-docs table { width: 100%; border-collapse: collapse; }
+.rag-docs th, .rag-docs td { text-align: left; padding: .25em .35em; border-bottom: 1px solid #e5e7eb; vertical-align: top;
+  overflow-wrap: normal; word-break: normal; hyphens: none; }
+.rag-docs .rag-doc-title { font-weight: 600; }
+.rag-docs .rag-doc-id { color: #6b7280; }
+.rag-docs .rag-num { text-align: right; }
+.rag-docs-pages { color: #6b7280; margin-top: .3em; }
+.rag-job { padding: .4em .6em; border-radius: 8px; background: #eff6ff; }
+.rag-job.rag-ok { background: #ecfdf5; } .rag-job.rag-error { background: #fef2f2; color: #b91c1c; }
+.rag-steps { display: flex; gap: .8em; list-style: none; padding: 0; margin: .3em 0 0; font-size: .85em; color: #9ca3af; }
+.rag-steps .rag-step-done { color: #047857; } .rag-steps .rag-step-done::before { content: "✓ "; }
+.rag-steps .rag-step-now { color: #1d4ed8; font-weight: 600; }
+.rag-confirm-text { padding: .4em .6em; }
+.rag-spinner { display: inline-block; width: .8em; height: .8em; margin-right: .4em; border: 2px solid #93c5fd;
+  border-top-color: #1d4ed8; border-radius: 50%; animation: rag-spin 1s linear infinite; vertical-align: -.1em; }
+@keyframes rag-spin { to { transform: rotate(360deg); } }
 .rag-cursor { opacity: .6; }
 """
 
@@ -237,27 +249,30 @@ document.addEventListener('toggle', function (e) {
 # ---------------------------------------------------------------- Gradio
 
 
-def answer_stream(library: Library, message, history, province=None, year=None, warn=None):
+def answer_stream(library: Library, message, history, province=None, year=None, warn=None, *,
+                  turns: list[dict] | None = None, on_answer=None):
     """The chat's generator: yields (history, textbox) as the answer comes in, the sources last.
 
-    Bad input (empty, too long, control characters) leaves the history as it was and goes to `warn`.
+    Bad input (empty, too long, control characters) leaves the history as it was and goes to `warn`
+    (in Vietnamese). `turns`: the conversation's earlier turns, [{"question", "answer"}] oldest first,
+    passed on as the follow-up `history` where `library.ask` takes one. `on_answer(answer)` is called
+    with the finished answer.
     """
     history = list(history or [])
     try:
         question = _question(message)
     except UsageError as exc:
         if warn is not None:
-            warn(_vietnamese(str(exc)))
+            warn(vietnamese(exc))
         yield history, without_surrogates(message) if isinstance(message, str) else message
         return
     history.append({"role": "user", "content": esc_lines(question)})
     history.append({"role": "assistant", "content": streaming_html("Đang tìm trong tài liệu…")})
     yield list(history), ""
     try:
-        answer = library.ask(question, province=None if province in (None, "", ALL) else province,
-                             year=None if year in (None, "", ALL) else int(year))
+        answer = _ask(library, question, province, year, turns)
     except RagError as exc:
-        history[-1] = {"role": "assistant", "content": error_html(str(exc))}
+        history[-1] = {"role": "assistant", "content": error_html(vietnamese(exc))}
         yield list(history), ""
         return
     words = answer.answer_text.split(" ")
@@ -267,69 +282,291 @@ def answer_stream(library: Library, message, history, province=None, year=None, 
         yield list(history), ""
         time.sleep(STREAM_DELAY)
     history[-1] = {"role": "assistant", "content": answer_html(answer, library.rag.documents, library.rag.mode)}
+    if on_answer is not None:
+        on_answer(answer)
     yield list(history), ""
 
 
-def build_chat(library: Library):
-    """The Gradio Blocks of the chat, wired to `library`."""
+def _ask(library: Library, question: str, province, year, turns: list[dict] | None) -> Answer:
+    options = {"province": None if province in (None, "", ALL) else province,
+               "year": None if year in (None, "", ALL) else int(year)}
+    if turns and "history" in inspect.signature(library.ask).parameters:  # follow-up questions (rag.followup)
+        options["history"] = turns
+    return library.ask(question, **options)
+
+
+def vietnamese(exc: BaseException) -> str:
+    from .messages_vi import message
+
+    return message(exc)
+
+
+def answer_from_json(data: dict) -> Answer:
+    """An Answer back from its JSON (a stored conversation); unknown fields are ignored."""
+    names = {f.name for f in dataclasses.fields(Citation)}
+    citations = tuple(Citation(**{k: v for k, v in c.items() if k in names}) for c in data.get("citations") or ()
+                      if isinstance(c, dict) and names <= set(c))
+    return Answer(question=str(data.get("question", "")), answer=data.get("answer"),
+                  abstained=bool(data.get("abstained")), answer_text=str(data.get("answer_text") or ""),
+                  citations=citations, mode=str(data.get("mode") or "extractive"),
+                  timings_ms=dict(data.get("timings_ms") or {}))
+
+
+def conversation_messages(conversation: dict | None, documents: dict) -> list[dict]:
+    """A stored conversation as the chatbot's messages, rendered again (escaped) from its data."""
+    messages = []
+    for turn in (conversation or {}).get("turns", []):
+        messages.append({"role": "user", "content": esc_lines(turn["question"])})
+        messages.append({"role": "assistant", "content": answer_html(
+            answer_from_json(turn["answer"]), documents, turn.get("retrieval_mode") or "lexical")})
+    return messages
+
+
+STAGE_VI = {"queued": "đang chờ", "reading": "đang đọc", "waiting": "đang chờ lượt ghi chỉ mục",
+            "chunking": "đang chia đoạn", "embedding": "đang nhúng", "saving": "đang lưu chỉ mục", "ready": "sẵn sàng"}
+STAGE_ORDER = ("reading", "chunking", "embedding", "saving", "ready")
+
+
+def job_status_html(job) -> str:
+    """One document's indexing status, in Vietnamese: the steps done, the current one (n/N when embedding)."""
+    name = esc(job.name)
+    if job.state == "error":
+        return (f'<div class="rag-job rag-error" role="status">⚠️ <b>{name}</b>: không thêm được — '
+                f"{esc(vietnamese(job.error))}</div>")
+    if job.state == "done":
+        result = job.result
+        verb = {"added": "Đã thêm", "updated": "Đã cập nhật", "unchanged": "Không đổi"}.get(result.status, "Đã thêm")
+        return (f'<div class="rag-job rag-ok" role="status">✓ <b>{name}</b>: sẵn sàng. {verb} {esc(result.doc_id)} '
+                f"({result.documents} tài liệu, {result.chunks} đoạn).</div>")
+    stage = job.stage if job.stage in STAGE_VI else "queued"
+    text = STAGE_VI[stage]
+    if stage == "embedding" and job.total:
+        text += f" {job.done}/{job.total} đoạn"
+    steps = "".join(
+        f'<li class="{"rag-step-done" if STAGE_ORDER.index(s) < STAGE_ORDER.index(stage) else "rag-step-now" if s == stage else "rag-step"}">'
+        f"{STAGE_VI[s]}</li>" for s in STAGE_ORDER if stage in STAGE_ORDER)
+    return (f'<div class="rag-job rag-running" role="status" aria-live="polite"><span class="rag-spinner"></span>'
+            f'<b>{name}</b>: {esc(text)}…'
+            f'<ol class="rag-steps">{steps}</ol></div>')
+
+
+DOC_PAGE = 8
+
+
+def _date(iso: str) -> str:
+    return f"{iso[8:10]}/{iso[5:7]}/{iso[:4]}" if len(iso) >= 10 else ""
+
+
+def documents_page(rows: list[dict], query: str = "", page: int = 0) -> tuple[str, int]:
+    """The documents table for one page (newest first; `query` filters title, id, province, year)
+    and the page actually shown."""
+    from .text import fold
+
+    wanted = fold(query.strip().lower()) if query and query.strip() else ""
+    rows = sorted(rows, key=lambda r: (r.get("added") or "", r["doc_id"]), reverse=True)
+    if wanted:
+        rows = [r for r in rows if wanted in fold(" ".join(
+            str(r.get(k) or "") for k in ("title", "doc_id", "province", "year")).lower())]
+    pages = max(1, -(-len(rows) // DOC_PAGE))
+    page = max(0, min(page, pages - 1))
+    shown = rows[page * DOC_PAGE:(page + 1) * DOC_PAGE]
+    if not rows:
+        body = '<p class="rag-docs-empty">' + ("Không có tài liệu nào khớp." if wanted else "Chưa có tài liệu nào.") + "</p>"
+        return f'<div class="rag-docs">{body}</div>', 0
+    trs = "".join(
+        f'<tr><td><span class="rag-doc-title">{esc(r["title"] or r["doc_id"])}</span>'
+        f'<br><small class="rag-doc-id">{esc(r["doc_id"])}</small></td>'
+        f'<td>{esc(r["province"] or "—")}</td><td>{esc(str(r["year"] or "—"))}</td>'
+        f'<td class="rag-num">{int(r.get("chunks") or 0)}</td><td>{esc(_date(r.get("added") or "")) or "—"}</td></tr>'
+        for r in shown)
+    counter = (f"Trang {page + 1}/{pages} · {len(rows)} tài liệu"
+               + (f" khớp «{esc(query.strip())}»" if wanted else ""))
+    return (f'<div class="rag-docs"><table><thead><tr><th>Tài liệu</th><th>Tỉnh/thành</th><th>Năm</th>'
+            f'<th>Số đoạn</th><th>Ngày thêm</th></tr></thead><tbody>{trs}</tbody></table>'
+            f'<div class="rag-docs-pages">{counter}</div></div>'), page
+
+
+def conversation_label(c: dict) -> str:
+    return f'{short_title(c.get("title") or "Hội thoại", 50)} · {_date(c.get("updated") or "")} · {len(c.get("turns", []))} câu'
+
+
+def build_chat(library: Library, *, conversations=None, browser_secret: str | None = None):
+    """The Gradio Blocks of the chat, wired to `library`. `conversations`: the server-side store used
+    for a signed-in user (None: the browser keeps them). `browser_secret`: the key of what the browser
+    keeps (None: a new one, and what browsers kept before cannot be read)."""
     import gradio as gr
+
+    from . import conversations as convs
+
+    server_store = conversations
+
+    def user_of(request) -> str | None:
+        return getattr(request, "username", None) if server_store is not None and request is not None else None
+
+    def load_all(request, stored) -> list[dict]:
+        user = user_of(request)
+        return server_store.list(user) if user else convs.bounded(stored if isinstance(stored, list) else [])
+
+    def save_one(request, stored, conversation: dict) -> list:
+        user = user_of(request)
+        if user:
+            server_store.save(user, conversation)
+            return []
+        others = [c for c in load_all(request, stored) if c["id"] != conversation["id"]]
+        return convs.bounded([conversation, *others])
+
+    def history_dropdown(items: list[dict], value=None):
+        return gr.Dropdown(choices=[(conversation_label(c), c["id"]) for c in items], value=value)
 
     def choices() -> tuple[list, list, list]:
         docs = library.document_list()
         named = {d["province"] for d in docs if d["province"]}
         provinces = sorted(named) + sorted(p.name for p in PLACES if p.name not in named)
         years = sorted({d["year"] for d in docs if d["year"]}, reverse=True)
-        doc_choices = [(f'{d["doc_id"]} — {d["title"][:60]}', d["doc_id"]) for d in docs]
+        doc_choices = [(f'{short_title(d["title"] or d["doc_id"], 60)} ({d["doc_id"]})', d["doc_id"]) for d in
+                       sorted(docs, key=lambda d: (d["title"] or d["doc_id"]).lower())]
         return [ALL, *provinces], [ALL, *map(str, years)], doc_choices
 
-    def respond(message, history, province, year):
-        yield from answer_stream(library, message, history, province, year, warn=gr.Warning)
+    def warn(text: str) -> None:
+        gr.Warning(text, title="Cảnh báo")
 
-    def refresh(status: str = ""):
+    def respond(message, history, province, year, current, stored, request):
+        conversation = current if convs.valid(current) else convs.new()
+        done: dict = {}
+
+        def keep(answer: Answer) -> None:
+            done["answer"] = answer
+
+        turns = convs.history(conversation)
+        for chat, box in answer_stream(library, message, history, province, year, warn=warn,
+                                       turns=turns, on_answer=keep):
+            yield chat, box, gr.skip(), gr.skip(), gr.skip()
+        if "answer" in done:
+            answer = done["answer"]
+            conversation = convs.add_turn(conversation, _question(message), answer.to_json(), library.rag.mode)
+            stored = save_one(request, stored, conversation)
+            yield gr.skip(), gr.skip(), conversation, stored, history_dropdown(load_all(request, stored),
+                                                                                conversation["id"])
+
+    def refresh(status=None, query: str = "", page: int = 0):
         provinces, years, docs = choices()
+        table, page = documents_page(library.document_rows(), query, page)
         return (
-            status,
-            documents_html(library.document_list()),
+            gr.skip() if status is None else status,
+            table,
+            page,
             gr.Dropdown(choices=docs, value=None),
             gr.Dropdown(choices=provinces),
             gr.Dropdown(choices=years),
             mode_notice_html(library.health()),
+            gr.Group(visible=False),
         )
 
+    def on_load(stored, request):
+        return (*refresh(), history_dropdown(load_all(request, stored)))
+
     def on_upload(path):
+        query = ""  # the list is shown unfiltered, its search box emptied: the new document is on the first page
         if not path:
-            return (None, *refresh())
+            yield (gr.skip(), *refresh(), query)
+            return
         try:
             received = received_upload(path, upload.GRADIO_CACHE)
             try:
                 data = received.read_bytes()
             finally:
                 _discard(received, upload.GRADIO_CACHE)  # its copy in uploads/ is the one that stays
-            result = library.add_upload(received.name, data)
-            verb = {"added": "Đã thêm", "updated": "Đã cập nhật", "unchanged": "Không đổi"}[result.status]
-            status = f'<div class="rag-ok">✓ {verb} {esc(result.doc_id)} ({result.documents} tài liệu, {result.chunks} đoạn).</div>'
-        except RagError as exc:
-            status = f'<div class="rag-error">⚠️ Không thêm được: {esc(str(exc))}</div>'
-        return (None, *refresh(status))
+            from .server import safe_file_name
 
-    def on_remove(doc_id):
+            name = safe_file_name(received.name)
+        except RagError as exc:
+            yield (None, *refresh(f'<div class="rag-error" role="alert">⚠️ Không thêm được: {esc(vietnamese(exc))}</div>',
+                                  query), query)
+            return
+        job = library.jobs.start(name, lambda: library.add_upload(name, data))
+        shown = None
+        while job.state in ("queued", "running"):
+            status = job_status_html(job)
+            if status != shown:
+                shown = status
+                yield (None, status, *([gr.skip()] * 8))
+            time.sleep(PROGRESS_POLL)
+        yield (None, *refresh(job_status_html(job), query), query)
+
+    def on_remove_ask(doc_id):
         if not doc_id:
-            return refresh('<div class="rag-error">Chọn một tài liệu để xóa.</div>')
+            return ('<div class="rag-error" role="alert">Chọn một tài liệu để xóa.</div>', gr.Group(visible=False), "")
+        doc = library.rag.documents.get(doc_id)
+        title = (doc.meta.title if doc is not None else "") or doc_id
+        return (gr.skip(), gr.Group(visible=True),
+                f'<div class="rag-confirm-text">Xóa tài liệu <b>{esc(title)}</b> ({esc(doc_id)}) khỏi chỉ mục? '
+                "Không thể hoàn tác.</div>")
+
+    def on_remove(doc_id, query, page):
+        if not doc_id:
+            return refresh('<div class="rag-error" role="alert">Chọn một tài liệu để xóa.</div>', query, page)
         try:
             result = library.remove(doc_id)
-            status = f'<div class="rag-ok">✓ Đã xóa {esc(doc_id)} (còn {result["documents"]} tài liệu).</div>'
+            status = f'<div class="rag-ok" role="status">✓ Đã xóa {esc(doc_id)} (còn {result["documents"]} tài liệu).</div>'
         except KeyError:
-            status = f'<div class="rag-error">⚠️ Không có tài liệu {esc(str(doc_id))}.</div>'
+            status = f'<div class="rag-error" role="alert">⚠️ Không có tài liệu {esc(str(doc_id))}.</div>'
         except RagError as exc:
-            status = f'<div class="rag-error">⚠️ {esc(str(exc))}</div>'
-        return refresh(status)
+            status = f'<div class="rag-error" role="alert">⚠️ {esc(vietnamese(exc))}</div>'
+        return refresh(status, query, page)
 
+    def on_docs(query, page, delta):
+        table, page = documents_page(library.document_rows(), query, page + delta)
+        return table, page
+
+    def on_new():
+        return [], "", None
+
+    def on_open(conversation_id, stored, request):
+        found = next((c for c in load_all(request, stored) if c["id"] == conversation_id), None)
+        if found is None:
+            warn("Chọn một cuộc hội thoại trong danh sách.")
+            return gr.skip(), gr.skip()
+        return conversation_messages(found, library.rag.documents), found
+
+    def on_delete(conversation_id, current, stored, request):
+        if not conversation_id:
+            warn("Chọn một cuộc hội thoại trong danh sách.")
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        user = user_of(request)
+        if user:
+            server_store.delete(user, conversation_id)
+        else:
+            stored = [c for c in load_all(request, stored) if c["id"] != conversation_id]
+        is_current = isinstance(current, dict) and current.get("id") == conversation_id
+        return (stored, history_dropdown(load_all(request, stored)),
+                [] if is_current else gr.skip(), None if is_current else gr.skip(), gr.File(value=None, visible=False))
+
+    def on_export(kind: str):
+        def export(conversation_id, current, stored, request):
+            found = next((c for c in load_all(request, stored) if c["id"] == conversation_id), None)
+            if found is None and convs.valid(current):
+                found = current
+            if found is None:
+                warn("Chưa có cuộc hội thoại nào để xuất.")
+                return gr.File(value=None, visible=False)
+            folder = Path(tempfile.mkdtemp(prefix="rag-export-"))
+            stem = f"hoi-thoai-{found['id']}"
+            path = folder / (f"{stem}.md" if kind == "md" else f"{stem}.json")
+            path.write_text(convs.to_markdown(found) if kind == "md" else convs.to_json(found), encoding="utf-8")
+            return gr.File(value=str(path), visible=True)
+
+        return export
+
+    export_markdown, export_json_file = on_export("md"), on_export("json")
     provinces, years, docs = choices()
     with gr.Blocks(title="Hỏi đáp tài liệu tiếng Việt", analytics_enabled=False) as demo:
         gr.HTML('<h1 style="margin:0">Hỏi đáp tài liệu tiếng Việt</h1>'
                 '<p style="margin:.2em 0 0">Câu trả lời trích từ tài liệu, kèm nguồn; có dấu hay không dấu đều được. '
                 '<a href="/docs" target="_blank">API HTTP (/docs)</a></p>')
         notice = gr.HTML(mode_notice_html(library.health()), elem_id="rag-mode")
+        stored = gr.BrowserState([], storage_key="rag-vi-conversations", secret=browser_secret)
+        current = gr.State(None)
+        doc_page = gr.State(0)
         with gr.Row():
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(
@@ -338,39 +575,84 @@ def build_chat(library: Library):
                     placeholder="Đặt câu hỏi về các tài liệu, hoặc chọn một câu hỏi mẫu bên dưới.",
                 )
                 with gr.Row():
-                    msg = gr.Textbox(show_label=False, placeholder="Nhập câu hỏi… (Enter để gửi)", scale=5,
+                    msg = gr.Textbox(label="Câu hỏi", show_label=False, placeholder="Nhập câu hỏi… (Enter để gửi)", scale=5,
                                      elem_id="rag-question", autofocus=True, max_length=2000)
                     send = gr.Button("Gửi", variant="primary", scale=1, elem_id="rag-send")
                 gr.Markdown("**Câu hỏi mẫu**")
                 with gr.Row():
                     example_buttons = [gr.Button(q, size="sm", elem_classes=["rag-example"]) for q in EXAMPLES]
-                clear = gr.Button("Xóa hội thoại", size="sm")
+                new_chat = gr.Button("Cuộc hội thoại mới", size="sm", elem_id="rag-new")
             with gr.Column(scale=2):
                 with gr.Accordion("Bộ lọc", open=True):
                     province = gr.Dropdown(provinces, value=ALL, label="Tỉnh/thành", elem_id="rag-province")
                     year = gr.Dropdown(years, value=ALL, label="Năm", elem_id="rag-year")
+                with gr.Accordion("Lịch sử hội thoại", open=True, elem_id="rag-history"):
+                    history_choice = gr.Dropdown([], value=None, label="Các cuộc hội thoại đã lưu",
+                                                 elem_id="rag-history-choice")
+                    with gr.Row():
+                        open_conv = gr.Button("Mở", size="sm", elem_id="rag-history-open")
+                        delete_conv = gr.Button("Xóa", size="sm", variant="stop", elem_id="rag-history-delete")
+                        export_md = gr.Button("Xuất Markdown", size="sm", elem_id="rag-export-md")
+                        export_json = gr.Button("Xuất JSON", size="sm", elem_id="rag-export-json")
+                    exported = gr.File(label="Tệp xuất", interactive=False, elem_id="rag-export", visible=False)
                 with gr.Accordion("Tài liệu", open=True):
                     upload = gr.File(label="Tải tài liệu lên (txt, md, html, pdf, docx, doc, xlsx; tối đa 20 MB)",
                                      file_types=[".txt", ".md", ".html", ".htm", ".pdf", ".docx", ".doc", ".xlsx"],
                                      type="filepath", elem_id="rag-upload", height=140)
                     _fetch_nothing(upload)
                     status = gr.HTML(elem_id="rag-upload-status")
-                    doc_list = gr.HTML(documents_html(library.document_list()), elem_id="rag-docs")
-                    remove_choice = gr.Dropdown(docs, value=None, label="Chọn tài liệu để xóa", elem_id="rag-remove-choice")
-                    remove = gr.Button("Xóa tài liệu", variant="stop", size="sm", elem_id="rag-remove")
+                    doc_query = gr.Textbox(label="Tìm tài liệu", placeholder="tên, mã, tỉnh hoặc năm",
+                                           elem_id="rag-doc-search", max_length=200)
+                    doc_list = gr.HTML(documents_page(library.document_rows())[0], elem_id="rag-docs")
+                    with gr.Row():
+                        prev_page = gr.Button("‹ Trang trước", size="sm", elem_id="rag-docs-prev")
+                        next_page = gr.Button("Trang sau ›", size="sm", elem_id="rag-docs-next")
+                    remove_choice = gr.Dropdown(docs, value=None, label="Chọn tài liệu để xóa",
+                                                elem_id="rag-remove-choice")
+                    remove = gr.Button("Xóa tài liệu…", variant="stop", size="sm", elem_id="rag-remove")
+                    with gr.Group(visible=False, elem_id="rag-remove-confirm-box") as confirm_box:
+                        confirm_text = gr.HTML(elem_id="rag-remove-confirm-text")
+                        with gr.Row():
+                            confirm = gr.Button("Xác nhận xóa", variant="stop", size="sm", elem_id="rag-remove-confirm")
+                            cancel = gr.Button("Hủy", size="sm", elem_id="rag-remove-cancel")
 
-        ask_inputs, ask_outputs = [msg, chatbot, province, year], [chatbot, msg]
-        msg.submit(respond, ask_inputs, ask_outputs, concurrency_limit=8, api_visibility="private")
-        send.click(respond, ask_inputs, ask_outputs, concurrency_limit=8, api_visibility="private")
+        for fn in (respond, on_load, on_open, on_delete, export_markdown, export_json_file):
+            _wants_request(fn, gr)
+        private = {"api_visibility": "private"}
+        ask_inputs = [msg, chatbot, province, year, current, stored]
+        ask_outputs = [chatbot, msg, current, stored, history_choice]
+        msg.submit(respond, ask_inputs, ask_outputs, concurrency_limit=8, show_progress="minimal", **private)
+        send.click(respond, ask_inputs, ask_outputs, concurrency_limit=8, show_progress="minimal", **private)
         for button, question in zip(example_buttons, EXAMPLES):
-            button.click(_fixed(respond, question), [chatbot, province, year], ask_outputs,
-                         concurrency_limit=8, api_visibility="private")
-        clear.click(lambda: ([], ""), None, [chatbot, msg], api_visibility="private")
-        refreshed = [status, doc_list, remove_choice, province, year, notice]
-        upload.upload(on_upload, [upload], [upload, *refreshed], concurrency_limit=1, api_visibility="private")
-        remove.click(on_remove, [remove_choice], refreshed, concurrency_limit=1, api_visibility="private")
-        demo.load(refresh, None, refreshed, api_visibility="private")
+            def ask_example(history, province, year, current, stored, request, question=question):
+                yield from respond(question, history, province, year, current, stored, request)
+
+            _wants_request(ask_example, gr)
+
+            button.click(ask_example, ask_inputs[1:], ask_outputs, concurrency_limit=8,
+                         show_progress="minimal", **private)
+        new_chat.click(on_new, None, [chatbot, msg, current], **private)
+        chatbot.clear(lambda: None, None, [current], **private)  # (its bin: the next question starts a new one)
+        open_conv.click(on_open, [history_choice, stored], [chatbot, current], **private)
+        delete_conv.click(on_delete, [history_choice, current, stored],
+                          [stored, history_choice, chatbot, current, exported], **private)
+        export_md.click(export_markdown, [history_choice, current, stored], [exported], **private)
+        export_json.click(export_json_file, [history_choice, current, stored], [exported], **private)
+        refreshed = [status, doc_list, doc_page, remove_choice, province, year, notice, confirm_box]
+        upload.upload(on_upload, [upload], [upload, *refreshed, doc_query], concurrency_limit=2,
+                      show_progress="hidden", **private)
+        doc_query.change(lambda q: on_docs(q, 0, 0), [doc_query], [doc_list, doc_page], show_progress="hidden", **private)
+        prev_page.click(lambda q, p: on_docs(q, p, -1), [doc_query, doc_page], [doc_list, doc_page], **private)
+        next_page.click(lambda q, p: on_docs(q, p, 1), [doc_query, doc_page], [doc_list, doc_page], **private)
+        remove.click(on_remove_ask, [remove_choice], [status, confirm_box, confirm_text], **private)
+        cancel.click(lambda: gr.Group(visible=False), None, [confirm_box], **private)
+        confirm.click(on_remove, [remove_choice, doc_query, doc_page], refreshed, concurrency_limit=1,
+                      show_progress="hidden", **private)
+        demo.load(on_load, [stored], [*refreshed, history_choice], show_progress="hidden", **private)
     return demo
+
+
+PROGRESS_POLL = 0.2  # seconds between two looks at an upload's job
 
 
 UPLOAD_REFUSED = ("chỉ nhận tệp vừa được tải lên qua trang này; "
@@ -389,7 +671,7 @@ def received_upload(path: str, cache_dir: str | Path) -> Path:
     except (OSError, RuntimeError, ValueError):  # missing, a symlink loop, a NUL byte
         inside = False
     if not inside:
-        raise UsageError(UPLOAD_REFUSED)
+        raise UsageError(UPLOAD_REFUSED, code="upload_refused")
     return real
 
 
@@ -420,6 +702,28 @@ def _discard(received: Path, cache_dir: str | Path) -> None:
     if received.parent != Path(cache_dir).resolve():
         with contextlib.suppress(OSError):
             received.parent.rmdir()
+
+
+def browser_secret(index_dir: str | Path) -> str | None:
+    """The key that encrypts the conversations kept in browsers, kept in the index folder (0600) so that
+    they can still be read after a restart; None (a key for this run only) when it cannot be written."""
+    import secrets
+
+    path = Path(index_dir) / ".chat-secret"
+    try:
+        if path.is_file() and not path.is_symlink():
+            value = path.read_text("ascii").strip()
+            if len(value) >= 32:
+                return value
+        value = secrets.token_urlsafe(32)
+        tmp = path.with_name(f".chat-secret-{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(value + "\n")
+        os.replace(tmp, path)
+        return value
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def chat_cache(index_dir: str | Path) -> Path:
@@ -461,26 +765,10 @@ def _in_folder(path: str, folder: str | Path) -> bool:
         return False
 
 
-def _fixed(respond, question: str):
-    def ask_example(history, province, year):
-        yield from respond(question, history, province, year)
-
-    return ask_example
-
-
-def _vietnamese(message: str) -> str:
-    """The chat's own input errors in Vietnamese (the engine's other messages stay as they are)."""
-    from .server import MAX_QUESTION_CHARS
-
-    if "is empty" in message:
-        return "Câu hỏi đang trống."
-    if "too long" in message:
-        return f"Câu hỏi quá dài (tối đa {MAX_QUESTION_CHARS} ký tự)."
-    if "control characters" in message:
-        return "Câu hỏi chứa ký tự điều khiển."
-    if "not valid Unicode" in message:
-        return "Câu hỏi chứa ký tự không hợp lệ (không phải văn bản Unicode)."
-    return message
+def _wants_request(fn, gr) -> None:
+    """Gradio passes the gr.Request to a parameter annotated with the class itself (this module's
+    annotations are strings, which it would not resolve inside a closure)."""
+    fn.__annotations__["request"] = gr.Request
 
 
 def _question(message) -> str:
@@ -507,11 +795,15 @@ def mount_chat(app: FastAPI, library: Library, password: str | None = None) -> F
 
     theme = gr.themes.Soft(font=["system-ui", "Segoe UI", "Roboto", "sans-serif"],
                            font_mono=["ui-monospace", "monospace"])
+    from .chat_i18n import head_script, i18n
+    from .conversations import ServerStore
+
     with _gradio_temp_dir(cache):  # the components' cache and the upload route's folder
-        demo = build_chat(library)
+        demo = build_chat(library, conversations=ServerStore(library.rag.index_dir) if password else None,
+                          browser_secret=browser_secret(library.rag.index_dir))
         demo.queue(default_concurrency_limit=8)
         return gr.mount_gradio_app(
-            app, demo, path="/", css=CSS, head=HEAD, theme=theme, auth=auth,
+            app, demo, path="/", css=CSS, head=HEAD + head_script(), theme=theme, auth=auth, i18n=i18n(),
             auth_message="Nhập mật khẩu (RAG_API_TOKEN) để dùng ứng dụng." if password else None,
             ssr_mode=False, max_file_size=MAX_UPLOAD_BYTES, footer_links=[],
         )

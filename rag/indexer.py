@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import progress as _progress_events
 from . import store
 from .chunker import chunk_document
 from .dense import DenseIndex
@@ -248,6 +249,7 @@ def _assemble(
     chunks: list[Chunk] = []
     vector_rows: list[np.ndarray | None] = []
     to_embed: list[int] = []
+    _progress_events.report("chunking", 0, len(documents) - len(reused))
     for doc in _progress(list(documents.values()), "Chunking", progress):
         kept = old_chunks.get(doc.id) if doc.id in reused else None
         if kept:
@@ -261,15 +263,27 @@ def _assemble(
     if embedder is not None:
         to_embed = [i for i, v in enumerate(vector_rows) if v is None]
         if to_embed:
-            fresh = embedder.embed_documents([chunks[i].index_text for i in to_embed], progress=progress)
-            for i, vec in zip(to_embed, fresh):
+            for i, vec in zip(to_embed, _embed(embedder, [chunks[i].index_text for i in to_embed], progress)):
                 vector_rows[i] = vec
+    _progress_events.report("saving", 0, 0)
     lexical = LexicalIndex.build(((c.header, c.body) for c in chunks), config.lexical)  # (one text at a time in memory)
     vectors = dense = None
     if embedder is not None:
         vectors = np.stack(vector_rows).astype(np.float32) if chunks else np.zeros((0, embedder.dim), np.float32)
         dense = DenseIndex.build(vectors, config.faiss_kind)
     return Snapshot(documents, chunks, lexical, vectors, dense, {})
+
+
+def _embed(embedder: Embedder, texts: list[str], progress: bool) -> np.ndarray:
+    """The texts' vectors; in batches, each reported, when someone listens to the progress (rag.progress)."""
+    if not _progress_events.active():
+        return embedder.embed_documents(texts, progress=progress)
+    step, parts = _progress_events.EMBED_BATCH, []
+    _progress_events.report("embedding", 0, len(texts))
+    for lo in range(0, len(texts), step):
+        parts.append(embedder.embed_documents(texts[lo:lo + step], progress=False))
+        _progress_events.report("embedding", min(lo + step, len(texts)), len(texts))
+    return np.concatenate(parts)
 
 
 def _progress(items: list, label: str, enabled: bool):

@@ -24,7 +24,7 @@ def load_document(path: str | Path, data: bytes | None = None, source: str | Non
     extracted = loaders.read_document(path, data, progress=progress)
     text, sections, starts = clean_pages(extracted.pages)
     if not text.strip():
-        raise UsageError(f"{path.name} contains no text.")
+        raise UsageError(f"{path.name} contains no text.", code="file_no_text", name=path.name)
     meta = metadata.extract(text, sections, fallback_title=path.stem)
     return Document(
         id=path.stem,

@@ -79,7 +79,8 @@ def read_document(path: Path, data: bytes | None = None, progress: bool = False)
     `progress`: show the OCR's progress on stderr."""
     data = path.read_bytes() if data is None else data
     if len(data) > MAX_FILE_BYTES:
-        raise TooLarge(f"{path.name} is larger than {MAX_FILE_BYTES // 2**20} MB.")
+        raise TooLarge(f"{path.name} is larger than {MAX_FILE_BYTES // 2**20} MB.", code="file_too_large",
+                       name=path.name, mb=MAX_FILE_BYTES // 2**20)
     suffix = path.suffix.lower()
     budget = _Budget(path.name)
     if suffix in (".txt", ".md", ".markdown"):
@@ -95,7 +96,8 @@ def read_document(path: Path, data: bytes | None = None, progress: bool = False)
     elif suffix == ".xlsx":
         out = Extracted((_xlsx_text(data, path.name, budget),))
     else:
-        raise UsageError(f"{path.name} is not a supported document type (use {', '.join(SUPPORTED)}).")
+        raise UsageError(f"{path.name} is not a supported document type (use {', '.join(SUPPORTED)}).",
+                         code="file_type", name=path.name, types=", ".join(SUPPORTED))
     budget.check(sum(len(p) for p in out.pages))
     return out
 
@@ -110,10 +112,10 @@ class _Budget:
     def check(self, chars: int = 0) -> None:
         if chars > MAX_TEXT_CHARS:
             raise TooLarge(f"{self.name} holds more than {MAX_TEXT_CHARS:,} characters of text; split it into "
-                           "smaller files.")
+                           "smaller files.", code="file_too_much_text", name=self.name, limit=MAX_TEXT_CHARS)
         if time.monotonic() > self.deadline:
             raise TooLarge(f"{self.name} takes more than {MAX_READ_SECONDS} seconds to read; split it into "
-                           "smaller files.")
+                           "smaller files.", code="file_too_slow", name=self.name, seconds=MAX_READ_SECONDS)
 
 
 def sha256(data: bytes) -> str:
@@ -123,7 +125,7 @@ def sha256(data: bytes) -> str:
 def decode_text(data: bytes, name: str) -> str:
     """UTF-8 (with or without BOM), else the encoding charset-normalizer detects; binary is refused."""
     if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise UsageError(f"{name} looks like a binary file, not text.")
+        raise UsageError(f"{name} looks like a binary file, not text.", code="file_binary", name=name)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -132,7 +134,8 @@ def decode_text(data: bytes, name: str) -> str:
 
     best = from_bytes(data).best()
     if best is None:
-        raise UsageError(f"{name} is not valid UTF-8 and its encoding could not be detected.")
+        raise UsageError(f"{name} is not valid UTF-8 and its encoding could not be detected.", code="file_encoding",
+                         name=name)
     return str(best)
 
 
@@ -163,17 +166,20 @@ def _pdf_pages(data: bytes, name: str, budget: _Budget, progress: bool = False) 
         reader = PdfReader(io.BytesIO(data))
         count = len(reader.pages)  # (the page tree's /Count: nothing is read yet)
         if count > MAX_PDF_PAGES:
-            raise TooLarge(f"{name} has {count:,} pages (at most {MAX_PDF_PAGES:,}); split it into smaller files.")
+            raise TooLarge(f"{name} has {count:,} pages (at most {MAX_PDF_PAGES:,}); split it into smaller files.",
+                           code="file_too_many_pages", name=name, limit=MAX_PDF_PAGES)
         pages, chars = [], 0
         for page in reader.pages:
             pages.append(unwrap(page.extract_text() or ""))
             chars += len(pages[-1])
             budget.check(chars)
             if len(pages) > MAX_PDF_PAGES:  # a page tree that lies about its /Count
-                raise TooLarge(f"{name} has more than {MAX_PDF_PAGES:,} pages; split it into smaller files.")
+                raise TooLarge(f"{name} has more than {MAX_PDF_PAGES:,} pages; split it into smaller files.",
+                               code="file_too_many_pages", name=name, limit=MAX_PDF_PAGES)
     except (PdfReadError, ValueError, KeyError, TypeError, NotImplementedError, AssertionError,
             IndexError, AttributeError, RecursionError, OSError) as exc:
-        raise UsageError(f"{name} could not be read as a PDF ({exc}).") from exc
+        raise UsageError(f"{name} could not be read as a PDF ({exc}).", code="file_unreadable", name=name,
+                         kind="PDF") from exc
     ocr_done: tuple[int, ...] = ()
     try:
         import pypdfium2 as pdfium
@@ -360,7 +366,8 @@ def _docx_pages(data: bytes, name: str, budget: _Budget) -> Extracted:
             _check_docx_parts(archive, name, budget)
         document = docx.Document(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError, LxmlError, zlib.error, EOFError, OSError) as exc:
-        raise UsageError(f"{name} could not be read as a .docx file ({exc}).") from exc
+        raise UsageError(f"{name} could not be read as a .docx file ({exc}).", code="file_unreadable", name=name,
+                         kind="DOCX") from exc
     from docx.table import Table
 
     body = document.element.body
@@ -436,7 +443,8 @@ def _doc_pages(data: bytes, name: str, budget: _Budget) -> Extracted:
         raise UsageError(f"{name}: reading .doc files needs antiword (apt-get install antiword), which is not "
                          "installed; save it as .docx instead.")
     if not data.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):  # the OLE2 compound file of Word 97–2003
-        raise UsageError(f"{name} could not be read as a .doc file (it is not a Word 97–2003 document).")
+        raise UsageError(f"{name} could not be read as a .doc file (it is not a Word 97–2003 document).",
+                         code="file_unreadable", name=name, kind="DOC")
     with tempfile.TemporaryDirectory(prefix="rag-doc-") as tmp:
         path = Path(tmp) / "in.doc"
         path.write_bytes(data)
@@ -448,7 +456,8 @@ def _doc_pages(data: bytes, name: str, budget: _Budget) -> Extracted:
                            "files.") from None
     if out.returncode != 0:
         why = out.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise UsageError(f"{name} could not be read as a .doc file ({why[-1] if why else 'antiword failed'}).")
+        raise UsageError(f"{name} could not be read as a .doc file ({why[-1] if why else 'antiword failed'}).",
+                         code="file_unreadable", name=name, kind="DOC")
     text = out.stdout.decode("utf-8", "replace")
     budget.check(len(text))
     pages = tuple(_antiword_tables(page) for page in text.split("\f"))
@@ -495,7 +504,8 @@ def _xlsx_text(data: bytes, name: str, budget: _Budget) -> str:
     except TooLarge:
         raise
     except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds on a damaged file
-        raise UsageError(f"{name} could not be read as an .xlsx file ({type(exc).__name__}: {exc}).") from exc
+        raise UsageError(f"{name} could not be read as an .xlsx file ({type(exc).__name__}: {exc}).",
+                         code="file_unreadable", name=name, kind="XLSX") from exc
     from .tables import Cell, table_lines
 
     parts, chars, cells = [], 0, 0

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, File, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,11 +34,12 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from .answer import Answer
-from . import store
+from . import progress, store
 from .store import fsync_dir as _fsync_dir
 from .api import RAG, search_json
 from .errors import IndexCorrupt, IndexLocked, IndexNotFound, RagError, TooLarge, UsageError
 from .ingest import document_file, load_document
+from .jobs import Jobs
 from .loaders import SUPPORTED, sha256
 from .text import lone_surrogate
 
@@ -62,34 +63,39 @@ def clean_text(value: Any, what: str = "question", limit: int = MAX_QUESTION_CHA
     """The text stripped and NFC-normalised; UsageError when it is empty, too long, holds control characters
     or lone surrogates (a JSON "\\ud800" escape: no UTF-8 can hold it)."""
     if not isinstance(value, str):
-        raise UsageError(f"The {what} must be a string.")
+        raise UsageError(f"The {what} must be a string.", code="text_not_string", what=what)
     bad = lone_surrogate(value)
     if bad:
-        raise UsageError(f"The {what} is not valid Unicode text (it holds a lone surrogate, {bad}).")
+        raise UsageError(f"The {what} is not valid Unicode text (it holds a lone surrogate, {bad}).",
+                         code="text_not_unicode", what=what)
     text = unicodedata.normalize("NFC", value).strip()
     if not text:
-        raise UsageError(f"The {what} is empty.")
+        raise UsageError(f"The {what} is empty.", code="text_empty", what=what)
     if len(text) > limit:
-        raise UsageError(f"The {what} is too long ({len(text)} characters; at most {limit}).")
+        raise UsageError(f"The {what} is too long ({len(text)} characters; at most {limit}).", code="text_too_long",
+                         what=what, chars=len(text), limit=limit)
     if _CONTROL.search(text):
-        raise UsageError(f"The {what} contains control characters.")
+        raise UsageError(f"The {what} contains control characters.", code="text_control", what=what)
     return text
 
 
 def safe_file_name(name: str | None) -> str:
     """An upload's file name, or UsageError when it holds a path, odd characters or an unsupported type."""
     if not name or not name.strip():
-        raise UsageError("The upload has no file name.")
+        raise UsageError("The upload has no file name.", code="name_missing")
     name = unicodedata.normalize("NFC", name.strip())
     if "/" in name or "\\" in name or name.startswith(".") or ".." in name:
-        raise UsageError(f"The file name {name!r} must be a plain name, not a path.")
+        raise UsageError(f"The file name {name!r} must be a plain name, not a path.", code="name_path", name=name)
     size = len(name.encode("utf-8", "surrogatepass"))
     if size > MAX_NAME_BYTES:
-        raise UsageError(f"The file name is too long ({size} bytes in UTF-8; at most {MAX_NAME_BYTES}); shorten it.")
+        raise UsageError(f"The file name is too long ({size} bytes in UTF-8; at most {MAX_NAME_BYTES}); shorten it.",
+                         code="name_too_long", size=size, limit=MAX_NAME_BYTES)
     if _CONTROL.search(name) or not _NAME_OK.fullmatch(name):
-        raise UsageError("The file name holds characters that are not allowed (use letters, digits, spaces, - _ . ( )).")
+        raise UsageError("The file name holds characters that are not allowed (use letters, digits, spaces, - _ . ( )).",
+                         code="name_characters")
     if Path(name).suffix.lower() not in SUPPORTED:
-        raise UsageError(f"{name} is not a supported document type (use {', '.join(SUPPORTED)}).")
+        raise UsageError(f"{name} is not a supported document type (use {', '.join(SUPPORTED)}).",
+                         code="file_type", name=name, types=", ".join(SUPPORTED))
     return name
 
 
@@ -111,6 +117,7 @@ class Library:
         self.rag = rag
         self.uploads_dir = Path(uploads_dir) if uploads_dir else Path(rag.index_dir) / UPLOADS
         self._write = threading.Lock()  # one upload or removal at a time
+        self.jobs = Jobs()  # uploads indexed in the background (`?async=1`, the chat), with their progress
         self.recover_uploads()
 
     # -- reading
@@ -131,6 +138,21 @@ class Library:
     def document_list(self) -> list[dict]:
         return [_doc_summary(doc) for doc in self.rag.documents.values()]
 
+    def document_rows(self) -> list[dict]:
+        """The documents for the chat's panel: the summary plus chunk count and the date each was added."""
+        snapshot = self.rag._retriever.snapshot
+        info = (snapshot.manifest or {}).get("documents", {})
+        per_doc: dict[str, int] = {}
+        if not info:
+            for chunk in snapshot.chunks:
+                per_doc[chunk.doc_id] = per_doc.get(chunk.doc_id, 0) + 1
+        rows = []
+        for doc in snapshot.documents.values():
+            entry = info.get(doc.id) if isinstance(info.get(doc.id), dict) else {}
+            rows.append({**_doc_summary(doc), "chunks": entry.get("chunks", per_doc.get(doc.id, 0)),
+                         "added": entry.get("added") or ""})
+        return rows
+
     def document(self, doc_id: str):
         doc = self.rag.documents.get(doc_id)
         if doc is None:
@@ -148,14 +170,18 @@ class Library:
         """
         name = safe_file_name(name)
         if len(data) > MAX_UPLOAD_BYTES:
-            raise UsageError(f"{name} is larger than {MAX_UPLOAD_BYTES // 2**20} MB.")
+            raise TooLarge(f"{name} is larger than {MAX_UPLOAD_BYTES // 2**20} MB.", code="file_too_large", name=name,
+                           mb=MAX_UPLOAD_BYTES // 2**20)
         target = self.uploads_dir / name
+        progress.report("reading")
         doc = load_document(target, data)  # parsed here, outside the lock: unreadable files change nothing
+        progress.report("waiting")
         with self._write, store.write_lock(Path(self.rag.index_dir)):
             existing = self.rag.documents.get(target.stem)
             if existing is not None and document_file(existing) != target.resolve():
                 raise Conflict(f"A document with id {target.stem!r} is already indexed from {existing.source}; "
-                               "rename the file or remove that document first.")
+                               "rename the file or remove that document first.", code="id_conflict",
+                               doc_id=target.stem, source=existing.source)
             self._private_folder()
             staged = self.uploads_dir / f"{STAGED}{uuid.uuid4().hex[:8]}-{name}"
             _write_private(staged, data)
@@ -256,6 +282,32 @@ def _echo_id(value: str | int | None) -> str | int | None:
     if bad:
         raise UsageError(f"The field 'id' is not valid Unicode text (it holds a lone surrogate, {bad}).")
     return value
+
+
+def upload_json(library: Library, result: Upload) -> dict:
+    """What POST /api/documents answers for a stored upload (and a finished job's `result`)."""
+    doc = library.document(result.doc_id)
+    return {**_doc_summary(doc), "status": result.status, "documents": result.documents, "chunks": result.chunks}
+
+
+def error_json(exc: BaseException) -> dict:
+    """A failed job's error: the HTTP status the request would have got and the sentence."""
+    if isinstance(exc, RagError):
+        return {"status": error_status(exc), "error": str(exc), "code": getattr(exc, "code", None)}
+    return {"status": 500, "error": f"Internal error ({type(exc).__name__}); the server log has the details.",
+            "code": None}
+
+
+def error_status(exc: RagError) -> int:
+    if isinstance(exc, Conflict):
+        return 409
+    if isinstance(exc, TooLarge):
+        return 413
+    if isinstance(exc, UsageError):
+        return 400
+    if isinstance(exc, IndexLocked):
+        return 409
+    return 503
 
 
 def _doc_summary(doc) -> dict:
@@ -369,14 +421,29 @@ def _routes(library: Library) -> APIRouter:
         docs = library.document_list()
         return {"documents": docs, "count": len(docs)}
 
-    @router.post("/documents", status_code=201, summary="Upload a document (txt, md, html, pdf, docx, doc, xlsx; at most 20 MB)")
-    def upload(file: UploadFile = File(description="the document")) -> dict:
+    @router.post("/documents", status_code=201,
+                 summary="Upload a document (txt, md, html, pdf, docx, doc, xlsx; at most 20 MB); with ?async=1, a job to poll",
+                 responses={202: {"description": "with ?async=1: the job indexing it, to poll at /api/jobs/{id}"}})
+    def upload(file: UploadFile = File(description="the document"),
+               run_async: bool = Query(False, alias="async", description="index in the background: 202 and a job")):
         data = file.file.read(MAX_UPLOAD_BYTES + 1)
         if len(data) > MAX_UPLOAD_BYTES:
             raise HTTPException(413, f"The upload is larger than {MAX_UPLOAD_BYTES // 2**20} MB.")
-        result = library.add_upload(_sent_name(file), data)
-        doc = library.document(result.doc_id)
-        return {**_doc_summary(doc), "status": result.status, "documents": result.documents, "chunks": result.chunks}
+        name = _sent_name(file)
+        if not run_async:
+            return upload_json(library, library.add_upload(name, data))
+        name = safe_file_name(name)  # bad names are refused now, as without ?async
+        job = library.jobs.start(name, lambda: upload_json(library, library.add_upload(name, data)))
+        url = f"/api/jobs/{job.id}"
+        return JSONResponse({"job": job.id, "state": job.state, "url": url}, status_code=202, headers={"Location": url})
+
+    @router.get("/jobs/{job_id}", summary="A background upload: state, stage (reading, chunking, embedding done/total, "
+                                          "saving, ready), then its result or its error")
+    def job(job_id: str) -> dict:
+        found = library.jobs.get(job_id)
+        if found is None:
+            raise HTTPException(404, f"No job with id {job_id!r} (jobs are kept in memory, the last 200).")
+        return found.to_json(error_json)
 
     @router.get("/documents/{doc_id}", summary="One document: its metadata and cleaned text")
     def document(doc_id: str) -> dict:
@@ -477,17 +544,7 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RagError)
     async def rag_error(request: Request, exc: RagError) -> JSONResponse:
-        if isinstance(exc, Conflict):
-            return _error(409, str(exc))
-        if isinstance(exc, TooLarge):
-            return _error(413, str(exc))
-        if isinstance(exc, UsageError):
-            return _error(400, str(exc))
-        if isinstance(exc, IndexLocked):
-            return _error(409, str(exc))
-        if isinstance(exc, (IndexNotFound, IndexCorrupt)):
-            return _error(503, str(exc))
-        return _error(503, str(exc))
+        return _error(error_status(exc), str(exc))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

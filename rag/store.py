@@ -35,7 +35,7 @@ import numpy as np
 from . import __version__
 from .chunker import ChunkConfig
 from .dense import DenseIndex
-from .errors import IndexCorrupt, IndexLocked, IndexNotFound, UsageError
+from .errors import IndexCorrupt, IndexLocked, IndexNotFound, RagError, UsageError
 from .lexical import LexicalConfig, LexicalIndex
 from .types import Chunk, DocMeta, Document, Section
 
@@ -101,7 +101,8 @@ def write_lock(index_dir: Path):
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise IndexLocked(
-                f"Another process is writing the index in {index_dir}; wait for it to finish and try again."
+                f"Another process is writing the index in {index_dir}; wait for it to finish and try again.",
+                code="index_locked",
             ) from None
         held.add(key)
         try:
@@ -123,6 +124,8 @@ def save(snapshot: Snapshot, index_dir: Path, config: IndexConfig, dim: int | No
         np.save(tmp / "vectors.npy", snapshot.vectors)
         snapshot.dense.save(tmp / "dense.faiss")
     per_doc = Counter(c.doc_id for c in snapshot.chunks)  # (a sum per document was quadratic)
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    added = _dates_added(index_dir)
     manifest = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -141,7 +144,8 @@ def save(snapshot: Snapshot, index_dir: Path, config: IndexConfig, dim: int | No
         "lexical": asdict(config.lexical),
         "counts": {"documents": len(snapshot.documents), "chunks": len(snapshot.chunks)},
         "documents": {
-            d.id: {"source": d.source, "path": d.path, "sha256": d.sha256, "chunks": per_doc.get(d.id, 0)}
+            d.id: {"source": d.source, "path": d.path, "sha256": d.sha256, "chunks": per_doc.get(d.id, 0),
+                   "added": added.get(d.id, now)}
             for d in snapshot.documents.values()
         },
         "versions": _versions(),
@@ -263,6 +267,17 @@ def _current_name(index_dir: Path) -> str | None:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise IndexCorrupt(f"The index pointer {index_dir / 'CURRENT'} is unreadable ({exc}); {rebuild_hint(index_dir)}.") from exc
+
+
+def _dates_added(index_dir: Path) -> dict[str, str]:
+    """When each document of the live snapshot was first indexed (an older manifest without the date:
+    when that snapshot was written); {} when there is none or it cannot be read."""
+    try:
+        manifest = read_manifest(index_dir)
+        return {doc_id: str(info.get("added") or manifest.get("created") or "")
+                for doc_id, info in manifest["documents"].items() if isinstance(info, dict)}
+    except (RagError, OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 def read_manifest(index_dir: Path) -> dict:

@@ -163,6 +163,10 @@ def test_uploaded_markup_is_shown_escaped_and_never_runs(page, tmp_path):
     page.locator("#rag-remove-choice input").click()
     page.get_by_role("option", name="tai lieu doc hai").first.click()
     page.locator("#rag-remove").click()
+    confirm = page.locator("#rag-remove-confirm")
+    confirm.wait_for(state="visible", timeout=TIMEOUT)  # removal asks first
+    assert "tai lieu doc hai" in page.locator("#rag-docs").inner_text()
+    confirm.click()
     page.get_by_text("Đã xóa tai lieu doc hai").wait_for(timeout=TIMEOUT)
     assert "tai lieu doc hai" not in page.locator("#rag-docs").inner_text()
     assert page.evaluate("typeof window.__pwned") == "undefined"
