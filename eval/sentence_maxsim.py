@@ -36,7 +36,7 @@ from rag.query import analyse  # noqa: E402
 from rag.retriever import Retriever  # noqa: E402
 from rag.text import fold  # noqa: E402
 
-WEIGHTS = [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6]
+WEIGHTS = [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.5]
 FEATURES = ("max", "lse", "chunk")
 TAU = 0.05
 DEPTH = 30
