@@ -101,7 +101,7 @@ class RAG:
         if store.kind == "milvus":
             from . import milvus_store
 
-            report = milvus_store.build(paths, store, config, embedder, progress=progress)
+            report = milvus_store.build(paths, store, config, embedder, progress=progress, rebuild=rebuild)
             return cls(index_dir, Retriever(backend.open_view(store, index_dir), embedder), llm, store), report
         report = indexer.build(paths, index_dir, config, embedder, progress=progress, rebuild=rebuild)
         return cls(index_dir, Retriever(backend.open_view(store, index_dir), embedder), llm, store), report

@@ -163,7 +163,7 @@ def test_failed_rebuild_leaves_the_old_build_live(tmp_path, monkeypatch):
     chunks = rag.chunk_count
 
     def broken(client, names, docs, *args):
-        client.insert(names["docs"], milvus_store._doc_rows(docs[0]))  # half written, then the crash
+        client.insert(names["docs"], milvus_store._doc_rows(docs[0], (0, 0)))  # half written, then the crash
         raise RuntimeError("killed mid-build")
 
     monkeypatch.setattr(milvus_store, "_insert_documents", broken)
