@@ -131,6 +131,17 @@ def _reason(exc: Exception) -> str:
     return text[:200] or type(exc).__name__
 
 
+def close(cfg: StoreConfig) -> None:
+    """Close this process's client of the store (Milvus Lite frees its file)."""
+    with _clients_lock:
+        client = _clients.pop((cfg.uri, cfg.token or ""), None)
+    if client is not None:
+        try:
+            client.close()
+        except Exception:
+            pass
+
+
 def close_all() -> None:
     """Close the clients this process opened (tests; Milvus Lite frees its file)."""
     with _clients_lock:
