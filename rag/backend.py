@@ -72,6 +72,13 @@ class IndexView(Protocol):
         """(similarities, ids) of the n nearest chunk vectors among those `where` passes, best first."""
         ...
 
+    def candidates(
+        self, vector: np.ndarray | None, tokens: dict[str, list[str]], folded: bool, n: int, where: Where | None = None
+    ) -> tuple[dict[int, float], list[int], dict[int, float]]:
+        """Both paths at once: ({id: similarity} of dense_candidates (empty without `vector`), then
+        lexical_candidates with also = those ids). A store may run the calls concurrently."""
+        ...
+
     def prefetch(self, ids: Iterable[int]) -> None:
         """A hint: these chunks (and their documents) are about to be read."""
         ...
@@ -176,6 +183,9 @@ class LocalIndex:
             self._masks[where] = mask
         return mask
 
+    def candidates(self, vector, tokens, folded, n, where=None):
+        return sequential_candidates(self, vector, tokens, folded, n, where)
+
     def lexical_candidates(self, tokens, folded, n, also=(), where=None):
         from .retriever import _top_positive
 
@@ -223,6 +233,16 @@ class LocalIndex:
     def describe(self) -> dict:
         path = self._snapshot.path
         return {"kind": "local", "location": str(path.parent) if path is not None else None}
+
+
+def sequential_candidates(view, vector, tokens, folded, n, where=None):
+    """IndexView.candidates from its two methods, one after the other."""
+    dense: dict[int, float] = {}
+    if vector is not None:
+        scores, ids = view.dense_candidates(vector, n, where=where)
+        dense = {int(i): float(s) for i, s in zip(ids, scores)}
+    cand, lex = view.lexical_candidates(tokens, folded, n, also=dense, where=where)
+    return dense, cand, lex
 
 
 def as_view(index) -> IndexView:

@@ -32,6 +32,7 @@ import socket
 import threading
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, replace
@@ -215,6 +216,7 @@ def _dense_schema(dim: int):
     def build(schema, index):
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("vec", DataType.FLOAT_VECTOR, dim=dim)
+        schema.add_field("doc_id", DataType.VARCHAR, max_length=512)
         _filter_fields(schema)
         schema.add_field("digits", DataType.VARCHAR, max_length=MAX_BYTES)  # the text's digit runs
         index.add_index(field_name="vec", index_type="FLAT", metric_type="IP")
@@ -388,6 +390,7 @@ class MilvusIndex:
     """An index in Milvus seen through the seam (rag/backend.py IndexView)."""
 
     kind = "milvus"
+    workers = 8  # concurrent calls per search (0: one after the other, as before; eval/compare_stores.py --milvus-workers)
 
     def __init__(self, client, cfg: StoreConfig, build: str, manifest: dict) -> None:
         self.client, self.cfg, self.build, self.manifest = client, cfg, build, manifest
@@ -398,6 +401,8 @@ class MilvusIndex:
         self.chunks = _Chunks(self)
         self.lexical = self  # what the answerer reads (`.lexical.idf`)
         self._df: dict[str, int] = {}  # "field token" -> document frequency, cached
+        self._doc_of: dict[int, str] = {}  # chunk id -> its document, from searches' outputs
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="milvus") if self.workers else None
         self.path = None
 
     @classmethod
@@ -435,25 +440,65 @@ class MilvusIndex:
         expr = _and(f"id in {_lit(ids)}" if ids is not None else "", where)
         found = self.client.search(
             self.names["chunks"], data=[text], anns_field=f"{field}_v", limit=min(limit, 16_384),
-            search_params={"metric_type": "BM25"}, filter=expr, output_fields=[],
+            search_params={"metric_type": "BM25"}, filter=expr, output_fields=["doc_id"],
         )
+        self._note_docs(found[0])
         return {int(h["id"]): float(h["distance"]) for h in found[0]}
 
+    def set_workers(self, workers: int) -> None:
+        """Concurrent calls per search (0: one after the other)."""
+        self.workers = workers
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="milvus") if workers else None
+
+    def _run(self, fn, *args, **kwargs) -> Future:
+        """fn in the index's thread pool (independent round trips overlap), or now when workers == 0."""
+        if self._pool is None:
+            done: Future = Future()
+            try:
+                done.set_result(fn(*args, **kwargs))
+            except BaseException as exc:  # (re-raised by .result(), as from the pool)
+                done.set_exception(exc)
+            return done
+        return self._pool.submit(fn, *args, **kwargs)
+
+    def candidates(self, vector, tokens, folded, n, where=None):
+        """backend.candidates in three rounds of concurrent calls: the dense search, each BM25 field's
+        search and the question's document frequencies; then each field's scores of the candidates it
+        did not return; then (prefetch, from the retriever) the chunks and their documents."""
+        field_syl = "fsyl" if folded else "syl"
+        dense = self._run(self._dense, vector, n, where) if vector is not None else None
+        firsts = self._field_round(tokens, folded, n, where)
+        self._run(self.doc_freqs, field_syl, tokens[field_syl])  # (cached for the coverage rerank)
+        dense_scores = {}
+        if dense is not None:
+            scores, ids = dense.result()
+            dense_scores = {int(i): float(x) for i, x in zip(ids, scores)}
+        cand, lex = self._lexical_rank(tokens, folded, n, firsts, dense_scores)
+        return dense_scores, cand, lex
+
     def lexical_candidates(self, tokens, folded, n, also=(), where=None):
+        return self._lexical_rank(tokens, folded, n, self._field_round(tokens, folded, n, where), also)
+
+    def _field_round(self, tokens, folded, n, where) -> dict[str, tuple[int, Future]]:
         weights = self.lexical_config.unaccented if folded else self.lexical_config.accented
         fetch = max(n * FIELD_FETCH, n)
         expr = filter_expression(where)
-        per_field: dict[str, dict[int, float]] = {}
-        complete: dict[str, bool] = {}
-        for field, weight in weights.items():
-            if weight and tokens[field]:
-                per_field[field] = self._field_search(field, " ".join(tokens[field]), fetch, where=expr)
-                complete[field] = len(per_field[field]) < fetch  # every chunk it matches was returned
+        return {field: (fetch, self._run(self._field_search, field, " ".join(tokens[field]), fetch, where=expr))
+                for field, weight in weights.items() if weight and tokens[field]}
+
+    def _lexical_rank(self, tokens, folded, n, firsts, also):
+        """The exact weighted BM25 sum of every chunk a field returned (and of `also`): each field's
+        score of a chunk it did not return comes from a search filtered to those chunks."""
+        weights = self.lexical_config.unaccented if folded else self.lexical_config.accented
+        per_field = {field: fut.result() for field, (_, fut) in firsts.items()}
         wanted = set().union(*per_field.values()) | {int(i) for i in also}
+        fills = {}
         for field, scores in per_field.items():
             missing = sorted(wanted - scores.keys())
-            if missing and not complete[field]:
-                scores.update(self._field_search(field, " ".join(tokens[field]), len(missing), missing))
+            if missing and len(scores) >= firsts[field][0]:  # (fewer returned: every chunk it matches)
+                fills[field] = self._run(self._field_search, field, " ".join(tokens[field]), len(missing), missing)
+        for field, fut in fills.items():
+            per_field[field].update(fut.result())
         total: dict[int, float] = {}
         for i in wanted:
             s = np.float32(0)
@@ -464,17 +509,35 @@ class MilvusIndex:
         return ranked, total
 
     def dense_candidates(self, vector, n, where=None):
+        return self._dense(vector, n, where)
+
+    def _dense(self, vector, n, where=None):
         expr = filter_expression(where, text="digits")
         found = self.client.search(
             self.names["dense"], data=[np.asarray(vector, dtype=np.float32).tolist()], anns_field="vec",
-            limit=max(1, min(n, 16_384)), search_params={"metric_type": "IP"}, output_fields=[], filter=expr,
+            limit=max(1, min(n, 16_384)), search_params={"metric_type": "IP"}, output_fields=["doc_id"], filter=expr,
         )[0]
+        self._note_docs(found)
         return (np.array([h["distance"] for h in found], dtype=np.float32),
                 np.array([h["id"] for h in found], dtype=np.int64))
 
+    def _note_docs(self, hits) -> None:
+        """Remember each hit's document (returned with the search) so that prefetch fetches the chunks and
+        their documents at the same time."""
+        if len(self._doc_of) > 20 * CACHE:
+            self._doc_of.clear()
+        for h in hits:
+            doc_id = (h.get("entity") or {}).get("doc_id")
+            if doc_id:
+                self._doc_of[int(h["id"])] = doc_id
+
     def prefetch(self, ids) -> None:
+        ids = [int(i) for i in ids]
+        known = {d for d in (self._doc_of.get(i) for i in ids) if d}
+        docs = self._run(self.documents.fetch, known)
         self.chunks.fetch(ids)
-        self.documents.fetch({self.chunks[i].doc_id for i in ids})
+        docs.result()
+        self.documents.fetch({self.chunks[i].doc_id for i in ids} - known)
 
     # -- the rerank's data
 
@@ -893,7 +956,7 @@ def _insert_documents(client, names, docs, config, embedder, next_id, delta, pro
         if embedder is not None and chunk_rows:
             vectors = np.asarray(embed(texts), dtype=np.float32)
             _insert(client, names["dense"], [
-                {"id": r["id"], "vec": v.tolist(), "places": r["places"], "province": r["province"], "years": r["years"],
+                {"id": r["id"], "vec": v.tolist(), "doc_id": r["doc_id"], "places": r["places"], "province": r["province"], "years": r["years"],
                  "digits": _clip(" ".join(DIGITS.findall(r["text"])))} for r, v in zip(chunk_rows, vectors)])
         _insert(client, names["chunks"], chunk_rows)
         _insert(client, names["docs"], doc_rows)

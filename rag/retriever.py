@@ -91,16 +91,12 @@ class Retriever:
         tokens = tokenize(query.normalized, query=True)
         n_cand = max(cfg.candidates, k * 3)
         fused: dict[int, float] = {}
-        dense_scores: dict[int, float] = {}
         weight = cfg.dense_weight_unaccented if query.folded else cfg.dense_weight
         wanted = (gazetteer.lookup(province) or gazetteer.Place(province, (), "")).name if province else None
         where = Where(wanted, year or None)  # applied by the store, before it ranks
-        if self.embedder is not None and weight > 0:
-            qvec = self._query_vector(self.dense_text(query))
-            scores, ids = self.snapshot.dense_candidates(qvec, n_cand, where=where or None)
-            dense_scores = {int(i): float(s) for i, s in zip(ids, scores)}
-        # the lexical top n_cand, and the BM25 scores of the chunks only the dense search found
-        cand, lex = self.snapshot.lexical_candidates(tokens, query.folded, n_cand, also=dense_scores, where=where or None)
+        qvec = self._query_vector(self.dense_text(query)) if self.embedder is not None and weight > 0 else None
+        # the dense top n_cand, the lexical top n_cand, and the BM25 scores of the chunks only the dense search found
+        dense_scores, cand, lex = self.snapshot.candidates(qvec, tokens, query.folded, n_cand, where=where or None)
         lex_max = max(float(lex[i]) for i in cand) if cand else 0.0
         if lex_max > 0:
             fused = {int(i): (1 - weight * bool(dense_scores)) * float(lex[i]) / lex_max for i in cand}
