@@ -549,10 +549,10 @@ class MilvusIndex:
         todo = [k for k in dict.fromkeys(keys) if k not in self._df]
         for i in range(0, len(todo), 1000):
             part = todo[i : i + 1000]
-            for k in part:
-                self._df[k] = 0
+            found = dict.fromkeys(part, 0)
             for row in self.client.get(self.names["vocab"], ids=part, output_fields=["df"]):
-                self._df[row["key"]] = int(row["df"])
+                found[row["key"]] = int(row["df"])
+            self._df.update(found)  # (complete, at once: a search's prefetch runs this on another thread)
         return {k.split(" ", 1)[1]: self._df[k] for k in keys}
 
     def idf(self, tokens, field="syl"):
