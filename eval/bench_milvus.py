@@ -131,12 +131,20 @@ def bench(n: int, args, work: Path) -> dict:
 
         insert, spent, rows = milvus_store._insert, [0.0], [0]
 
+        last = [time.perf_counter()]
+
         def counted(client, coll, batch):
             t = time.perf_counter()
             insert(client, coll, batch)
             spent[0] += time.perf_counter() - t
             if coll.endswith("_chunks"):
                 rows[0] += len(batch)
+            if time.perf_counter() - last[0] > 60:  # progress, with the server's memory
+                last[0] = time.perf_counter()
+                log({"chunk_rows": rows[0], "insert_s": round(spent[0], 1),
+                     "rows_per_insert_s": round(rows[0] / spent[0], 1) if spent[0] else None,
+                     "build_s": round(time.perf_counter() - t0, 1), "server": proc_mb(pid),
+                     "disk_mb": disk_mb(work / "milvus")}, "inserting")
 
         milvus_store._insert = counted
         t0 = time.perf_counter()
