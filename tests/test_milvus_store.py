@@ -229,6 +229,10 @@ def test_filters_reach_the_engine(both, monkeypatch):
     for _, expr in seen:
         assert 'province == "Thừa Thiên Huế"' in expr and '"%2023%"' in expr, expr
     assert milvus_store.filter_expression(None) == ""
+    from rag.backend import Where
+
+    assert milvus_store.filter_expression(Where('Quảng "Trị')) == "id < 0"  # (no place is named so)
+    assert both["milvus"].search("hộ nghèo", 5, province='Quảng "Trị') == []
 
 
 def test_stores_agree(both):
