@@ -19,6 +19,7 @@ from .answer_scorer import BASE, TYPED, AnswerScorer
 from .lexical import tokenize
 from .query import analyse
 from .retriever import Retriever
+from .tables import cell_header, cell_span, value_spans
 from .text import fold, syllables, years_in
 from .types import Hit, Query
 
@@ -42,6 +43,18 @@ class Citation:
     end: int
     text: str
     score: float
+    page: int | None = None  # the page of the document (1-based) where the cited text starts; None: no pages
+
+
+def with_pages(citations: tuple[Citation, ...], documents) -> tuple[Citation, ...]:
+    """The citations with the page each one starts on, from the documents' page starts."""
+    from dataclasses import replace
+
+    out = []
+    for c in citations:
+        doc = documents.get(c.doc_id) if c.page is None else None
+        out.append(replace(c, page=doc.page_at(c.start)) if doc is not None and doc.pages else c)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -126,7 +139,7 @@ class Answerer:
         timings["answer"] = round(max(timings["answer"], (time.perf_counter() - t0) * 1000 - timings["retrieve"]), 2)
         return Answer(
             question=query.text, answer=answer.answer, abstained=answer.abstained, answer_text=answer.answer_text,
-            citations=answer.citations, mode="extractive", timings_ms=timings, retrieval_mode=self.retriever.mode,
+            citations=with_pages(answer.citations, self.retriever.snapshot.documents), mode="extractive", timings_ms=timings, retrieval_mode=self.retriever.mode,
             confidence=answer.confidence,
         )
 
@@ -190,6 +203,8 @@ class Answerer:
             spans = sent.spans
             if not spans and sent.support >= LOOSE_SUPPORT:  # no value of the type: any name will do
                 spans = extract.candidates(query.expects, sent.text, query.head, loose=True)
+            if not spans and query.expects in (None, "number", "count", "money"):
+                spans = value_spans(sent.text)  # a table row: its cells' values
             topic_end = min((a for a, _ in spans), default=0)
             for n, span in enumerate(spans):
                 text = sent.text[span[0]:span[1]]
@@ -209,6 +224,9 @@ class Answerer:
                          + _predicate_bonus(verb, sent.text, span))
                 if _clause_is_target(sent.text, span[0]):  # "(chỉ tiêu được giao là 1,32%)"
                     score += CLAUSE_TARGET_W if wants_target else -CLAUSE_TARGET_W
+                header = cell_header(sent.text, span[0])
+                if header is not None:  # a table row: the column asked ("Năm 2023: 2,27%", not "Năm 2022: 3,56%")
+                    score += _column_bonus(query, header, asked_words, wants_target)
                 scored.append((score, sent, span))
         if not scored:
             top = sentences[0]
@@ -225,6 +243,7 @@ class Answerer:
                 break
             reason = self._unsupported(query, sent)
             if not reason:
+                a, b = cell_span(sent.text, a) or (a, b)  # in a table row: the cell's whole value, its unit too
                 return (sent, sent.text[a:b].strip(" ,.;:")), ""
             first_reason = first_reason or reason
         return None, first_reason
@@ -368,6 +387,25 @@ _DOCUMENT = re.compile(r"ban hành|\bký\b|hiệu lực|\bissued|\bsigned", re.I
 _DOCUMENT_DATE = re.compile(r"\bsố\s+\d+[\w/.-]*\s*(?:của\s+[^,;()]{0,60}\s*)?$", re.I)
 _WHOLE_PROVINCE = re.compile(r"\b(?:toàn|cả)\s+(?:tỉnh|thành phố)\b", re.I)
 _BRACKETED_TARGET = re.compile(r"\(\s*(?:chỉ tiêu|kế hoạch|mục tiêu|dự kiến)[^()]*$", re.I)
+
+
+TABLE_YEAR_W = 1.0  # a table's column of the asked year, over the other years' columns
+TABLE_WORD_W = 0.5  # the share of a column header's words the question says ("kế hoạch", "thực hiện")
+
+
+def _column_bonus(query: Query, header: str, asked_words: set[str], wants_target: bool) -> float:
+    """How well a table column's header fits the question: its year, its words, plan or result."""
+    bonus = 0.0
+    years = years_in(header)
+    if query.years and years:
+        bonus += TABLE_YEAR_W if set(years) & set(query.years) else -TABLE_YEAR_W
+    words = [fold(w).lower() for w in syllables(header) if not years_in(w)]
+    asked = {w.lower() for w in asked_words}
+    if words:
+        bonus += TABLE_WORD_W * sum(w in asked for w in words) / len(words)
+    if _TARGET_FOLDED.search(fold(header).lower()):  # a plan's column ("Kế hoạch 2023") unless a plan is asked
+        bonus += CLAUSE_TARGET_W if wants_target else -CLAUSE_TARGET_W
+    return bonus
 
 
 def _wants_target(query: Query) -> bool:

@@ -123,10 +123,21 @@ def source_html(c: Citation, answer: str | None, doc) -> str:
         f'<div class="rag-source">'
         f'<div class="rag-source-head"><span class="rag-n">[{c.n}]</span> '
         f'<span class="rag-doc-title">{esc(title or name)}</span></div>'
-        f'<div class="rag-source-meta">{esc(c.doc_id)} · {esc(name)} · ký tự {c.start}–{c.end} · '
+        f'<div class="rag-source-meta">{esc(c.doc_id)} · {esc(name)} · {where_html(c)} · '
         f'<a href="{link}" target="_blank" rel="noopener">mở trong tab mới</a></div>'
         f'<blockquote class="rag-quote">{quote_html(c, answer)}</blockquote>{full}</div>'
     )
+
+
+def where_html(c: Citation) -> str:
+    """"trang 3" (with a link to the page of the PDF, the sentence marked) or, without pages, the characters."""
+    page = getattr(c, "page", None)
+    if not page:
+        return f"ký tự {c.start}–{c.end}"
+    if not c.source.lower().endswith(".pdf"):
+        return f"trang {page}"
+    link = esc(f"/api/documents/{quote(c.doc_id, safe='')}/pages/{page}?start={c.start}&end={c.end}")
+    return f'<a class="rag-page" href="{link}" target="_blank" rel="noopener">trang {page}</a>'
 
 
 def answer_html(answer: Answer, documents: dict, retrieval_mode: str) -> str:
@@ -339,8 +350,8 @@ def build_chat(library: Library):
                     province = gr.Dropdown(provinces, value=ALL, label="Tỉnh/thành", elem_id="rag-province")
                     year = gr.Dropdown(years, value=ALL, label="Năm", elem_id="rag-year")
                 with gr.Accordion("Tài liệu", open=True):
-                    upload = gr.File(label="Tải tài liệu lên (txt, md, html, pdf, docx; tối đa 20 MB)",
-                                     file_types=[".txt", ".md", ".html", ".htm", ".pdf", ".docx"],
+                    upload = gr.File(label="Tải tài liệu lên (txt, md, html, pdf, docx, doc, xlsx; tối đa 20 MB)",
+                                     file_types=[".txt", ".md", ".html", ".htm", ".pdf", ".docx", ".doc", ".xlsx"],
                                      type="filepath", elem_id="rag-upload", height=140)
                     _fetch_nothing(upload)
                     status = gr.HTML(elem_id="rag-upload-status")

@@ -164,7 +164,8 @@ def _print_answer(result: dict, mode: str) -> None:
         print(result["answer_text"])
         print("\nNguồn:")
         for c in result["citations"]:
-            print(f"  [{c['n']}] {c['source']} (ký tự {c['start']}–{c['end']})")
+            page = f"trang {c['page']}, " if c.get("page") else ""
+            print(f"  [{c['n']}] {c['source']} ({page}ký tự {c['start']}–{c['end']})")
             print(f"      “{' '.join(c['text'].split())}”")
     print(f"(chế độ: {result['mode']}, tìm kiếm: {mode})", file=sys.stderr)
 

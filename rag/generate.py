@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .answer import Answer, AnswerConfig, Answerer, Citation, abstain, sentence_spans
+from .answer import Answer, AnswerConfig, Answerer, Citation, abstain, sentence_spans, with_pages
 from .errors import RagError, UsageError
 from .query import analyse
 from .retriever import Retriever
@@ -496,7 +496,7 @@ class GenerativeAnswerer:
         timings["answer"] = (time.perf_counter() - t1) * 1000
         return GeneratedAnswer(
             question=query.text, answer=answer.answer, abstained=answer.abstained, answer_text=answer.answer_text,
-            citations=answer.citations, mode="generative", timings_ms=_rounded(timings),
+            citations=with_pages(answer.citations, self.retriever.snapshot.documents), mode="generative", timings_ms=_rounded(timings),
             retrieval_mode=self.retriever.mode,
         )
 

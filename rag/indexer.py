@@ -57,7 +57,7 @@ def read_documents(paths: Iterable[str | Path], progress: bool = False) -> tuple
     seen: set[str] = set()
     for path in _progress(files, "Reading", progress):
         try:
-            doc = load_document(path)
+            doc = load_document(path, progress=progress)
         except UsageError as exc:
             skipped.append((str(path), str(exc)))
             continue
@@ -137,9 +137,15 @@ def check_gone(gone: Iterable[Path], old_docs: dict[str, Document]) -> None:
             raise UsageError(f"{path} does not exist.")
 
 
-def merge(old_docs: dict[str, Document], add: list[Document], keep, remove: Iterable[str]) -> Merge:
+def same_content(prev: Document, doc: Document) -> bool:
+    """The same content, read the same way: its chunks are kept (a file read anew by a newer reader,
+    with pages or tables as rows, is indexed again)."""
+    return prev.sha256 == doc.sha256 and prev.text == doc.text and prev.pages == doc.pages
+
+
+def merge(old_docs: dict[str, Document], add: list[Document], keep, remove: Iterable[str], same=same_content) -> Merge:
     """The old documents that `keep` accepts, minus `remove`, plus `add`. A document is known by its
-    id; the same content (hash) keeps its chunks, and from another file it is `updated` (new source
+    id; the same content (`same`) keeps its chunks, and from another file it is `updated` (new source
     and path), from the same file `unchanged`."""
     remove = set(remove)
     new_ids = {d.id for d in add}
@@ -154,7 +160,7 @@ def merge(old_docs: dict[str, Document], add: list[Document], keep, remove: Iter
     added, updated, unchanged = [], [], []
     for doc in add:
         prev = old_docs.get(doc.id)
-        if prev is not None and prev.sha256 == doc.sha256:  # the same content: its chunks are kept
+        if prev is not None and same(prev, doc):  # the same content: its chunks are kept
             same_file = (prev.path or str(document_file(prev))) == doc.path
             documents[doc.id] = replace(prev, path=doc.path) if same_file else replace(prev, source=doc.source, path=doc.path)
             reused.add(doc.id)

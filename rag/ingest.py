@@ -6,20 +6,23 @@ import os
 from pathlib import Path
 
 from . import loaders, metadata
-from .clean import clean
+from .clean import clean_pages
 from .errors import UsageError
 from .types import Document
 
 
-def load_document(path: str | Path, data: bytes | None = None, source: str | None = None) -> Document:
+def load_document(path: str | Path, data: bytes | None = None, source: str | None = None,
+                  progress: bool = False) -> Document:
     """Read and clean one file (or `data`, the bytes of the file to be at `path`); its id is the file stem.
+    `progress`: show the OCR of scanned pages on stderr.
 
     Raises UsageError when the file cannot be read or holds no text.
     """
     path = Path(path)
     data = path.read_bytes() if data is None else data
     real = path.resolve()
-    text, sections = clean(loaders.read_text(path, data))
+    extracted = loaders.read_document(path, data, progress=progress)
+    text, sections, starts = clean_pages(extracted.pages)
     if not text.strip():
         raise UsageError(f"{path.name} contains no text.")
     meta = metadata.extract(text, sections, fallback_title=path.stem)
@@ -31,6 +34,8 @@ def load_document(path: str | Path, data: bytes | None = None, source: str | Non
         meta=meta,
         sections=sections,
         path=str(real),
+        pages=starts if extracted.paged else (),
+        ocr_pages=extracted.ocr_pages,
     )
 
 

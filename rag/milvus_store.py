@@ -361,8 +361,9 @@ def _chunk_row(cid: int, chunk: Chunk, toks: dict[str, list[str]], sents: list[l
 def _doc_rows(doc: Document, ids: tuple[int, int]) -> list[dict]:
     """`ids`: the range of its chunks' ids (they are given in order)."""
     record = {"id": doc.id, "source": doc.source, "path": doc.path, "sha256": doc.sha256, "ids": list(ids),
-              "meta": dict(vars(doc.meta)),
-              "sections": [dict(vars(s)) for s in doc.sections]}
+              "text_sha256": _text_sha(doc.text), "meta": dict(vars(doc.meta)),
+              "sections": [dict(vars(s)) for s in doc.sections], "pages": list(doc.pages),
+              "ocr_pages": list(doc.ocr_pages)}
     parts = [doc.text[i : i + DOC_PART] for i in range(0, len(doc.text), DOC_PART)] or [""]
     return [{"key": f"{doc.id}:{n}", "doc_id": doc.id, "part": n, "text": part,
              "record": record if n == 0 else {}, "_v": [0.0, 0.0]} for n, part in enumerate(parts)]
@@ -375,7 +376,8 @@ def _doc_from_rows(rows: list[dict]) -> Document:
     meta = DocMeta(**{**meta, "dates": tuple(meta["dates"]), "years": tuple(meta["years"])})
     sections = tuple(Section(**s) for s in rec["sections"])
     return Document(rec["id"], rec["source"], "".join(r["text"] for r in rows), rec["sha256"], meta, sections,
-                    rec.get("path", ""))
+                    path=rec.get("path", ""), pages=tuple(rec.get("pages") or ()),
+                    ocr_pages=tuple(rec.get("ocr_pages") or ()))
 
 
 def _insert(client, coll: str, rows: list[dict]) -> None:
@@ -819,7 +821,7 @@ def update(cfg: StoreConfig, config, embedder, *, add: list[Document], keep=lamb
     old_records = _doc_records(client, names["docs"]) if live and not rebuild else {}
     old_light = {i: _light(rec) for i, rec in old_records.items()}
     check_gone(gone, old_light)
-    m = merge(old_light, list(add), keep, remove)
+    m = merge(old_light, list(add), keep, remove, same=_same_content(old_records))
     fresh = [d for i, d in m.documents.items() if i not in m.reused]  # to chunk, embed and insert
     relabel = [d for i, d in m.documents.items()  # kept chunks, a new source or path
                if i in m.reused and (d.source, d.path) != (old_light[i].source, old_light[i].path)]
@@ -888,7 +890,23 @@ def update(cfg: StoreConfig, config, embedder, *, add: list[Document], keep=lamb
 
 def _light(rec: dict) -> Document:
     """A document's record without its text: what the keep/drop rule reads."""
-    return Document(rec["id"], rec["source"], "", rec["sha256"], path=rec.get("path") or "")
+    return Document(rec["id"], rec["source"], "", rec["sha256"], path=rec.get("path") or "",
+                    pages=tuple(rec.get("pages") or ()))
+
+
+def _text_sha(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _same_content(records: dict[str, dict]):
+    """indexer.same_content on records that hold a hash of the text, not the text."""
+    def same(prev: Document, doc: Document) -> bool:
+        return (prev.sha256 == doc.sha256 and prev.pages == doc.pages
+                and records[prev.id].get("text_sha256") == _text_sha(doc.text))
+
+    return same
 
 
 def _relabel(client, coll: str, docs: list[Document]) -> None:

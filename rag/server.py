@@ -28,7 +28,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
@@ -369,7 +369,7 @@ def _routes(library: Library) -> APIRouter:
         docs = library.document_list()
         return {"documents": docs, "count": len(docs)}
 
-    @router.post("/documents", status_code=201, summary="Upload a document (txt, md, html, pdf, docx; at most 20 MB)")
+    @router.post("/documents", status_code=201, summary="Upload a document (txt, md, html, pdf, docx, doc, xlsx; at most 20 MB)")
     def upload(file: UploadFile = File(description="the document")) -> dict:
         data = file.file.read(MAX_UPLOAD_BYTES + 1)
         if len(data) > MAX_UPLOAD_BYTES:
@@ -390,6 +390,22 @@ def _routes(library: Library) -> APIRouter:
 
         doc = _get(library, doc_id)
         return HTMLResponse(document_page(doc, start, end), headers=_PAGE_HEADERS)
+
+    @router.get("/documents/{doc_id}/pages/{number}", response_class=Response,
+                responses={200: {"content": {"image/png": {}}}},
+                summary="A page of the original PDF as a PNG image, the span start–end marked")
+    def document_page_image(doc_id: str, number: int, start: int | None = None, end: int | None = None) -> Response:
+        from .pageimage import FileChanged, NoPage, page_png
+
+        doc = _get(library, doc_id)
+        try:
+            png = page_png(doc, number, start, end)
+        except NoPage as exc:
+            raise HTTPException(404, str(exc)) from None
+        except FileChanged as exc:
+            raise HTTPException(409, str(exc)) from None
+        return Response(png, media_type="image/png",
+                        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=300"})
 
     @router.delete("/documents/{doc_id}", summary="Remove a document from the index")
     def delete(doc_id: str) -> dict:

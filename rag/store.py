@@ -222,6 +222,7 @@ def _doc_record(doc: Document) -> dict:
     return {
         "id": doc.id, "source": doc.source, "path": doc.path, "sha256": doc.sha256, "text": doc.text,
         "meta": dict(vars(doc.meta)), "sections": [dict(vars(s)) for s in doc.sections],
+        "pages": list(doc.pages), "ocr_pages": list(doc.ocr_pages),
     }
 
 
@@ -380,7 +381,8 @@ def _read_documents(snap: Path) -> dict[str, Document]:
         meta = DocMeta(**{**meta, "dates": tuple(meta["dates"]), "years": tuple(meta["years"])})
         sections = tuple(Section(**s) for s in rec["sections"])
         documents[rec["id"]] = Document(rec["id"], rec["source"], rec["text"], rec["sha256"], meta, sections,
-                                        rec.get("path", ""))  # (no path: written before paths were kept)
+                                        rec.get("path", ""),  # (no path: written before paths were kept)
+                                        tuple(rec.get("pages") or ()), tuple(rec.get("ocr_pages") or ()))
     return documents
 
 

@@ -41,6 +41,16 @@ class Document:
     meta: DocMeta = field(default_factory=DocMeta)
     sections: tuple[Section, ...] = ()
     path: str = ""  # the file's absolute, resolved path: what identifies it ("" in indexes written before it was kept)
+    pages: tuple[int, ...] = ()  # where each page starts in `text` (PDF pages, DOCX page breaks); () = not paged
+    ocr_pages: tuple[int, ...] = ()  # the pages (1-based) whose text was read by OCR
+
+    def page_at(self, offset: int) -> int | None:
+        """The page (1-based) that holds text[offset], or None when the document has no pages."""
+        if not self.pages:
+            return None
+        import bisect
+
+        return max(1, bisect.bisect_right(self.pages, offset))
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,25 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".[test]"
+# OCR of scanned PDFs (Tesseract with its Vietnamese data) and .doc files (antiword): Debian packages, installed
+# when missing. Without them everything else works: scanned pages and .doc files are refused with the reason,
+# and their tests are skipped (the reason printed).
+missing_pkgs=""
+command -v tesseract >/dev/null 2>&1 || missing_pkgs="tesseract-ocr tesseract-ocr-vie"
+if command -v tesseract >/dev/null 2>&1 && ! tesseract --list-langs 2>/dev/null | grep -qx vie; then
+  missing_pkgs="tesseract-ocr-vie"
+fi
+command -v antiword >/dev/null 2>&1 || missing_pkgs="$missing_pkgs antiword"
+if [ -n "${missing_pkgs// /}" ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo -n"
+  echo "Installing $missing_pkgs for OCR and .doc files (apt-get)…"
+  if ! command -v apt-get >/dev/null 2>&1 || ! { $SUDO apt-get update -qq && \
+       DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing_pkgs; } >/dev/null 2>&1; then
+    echo "Could not install $missing_pkgs (no apt-get, or no root and no password-less sudo): scanned PDF pages" \
+         "and .doc files cannot be read here; everything else works. Install them with:" \
+         "sudo apt-get install $missing_pkgs"
+  fi
+fi
 # The default index (index/) of the seed documents, so that `rag ask` answers right away; kept when present.
 if [ ! -f index/CURRENT ]; then
   .venv/bin/rag index seeds --index-dir index --quiet

@@ -149,13 +149,13 @@ def test_an_upload_is_parsed_outside_the_write_lock(tmp_path, monkeypatch):
     rag, _ = RAG.build([tmp_path / "seeds"], tmp_path / "index", model="none")
     library = Library(rag)
     locked_while_parsing: list[bool] = []
-    real = loaders.read_text
+    real = loaders.read_document
 
-    def spy(path, data=None):
+    def spy(path, data=None, progress=False):
         locked_while_parsing.append(library._write.locked())
-        return real(path, data)
+        return real(path, data, progress)
 
-    monkeypatch.setattr(loaders, "read_text", spy)
+    monkeypatch.setattr(loaders, "read_document", spy)
     assert library.add_upload("ong.txt", BEE_DOC.encode()).status == "added"
     assert locked_while_parsing == [False]  # parsed once, before the lock is taken
     library.remove("ong")
