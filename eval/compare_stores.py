@@ -3,7 +3,8 @@
     python eval/compare_stores.py ../shared/benchdata/uit-viquad-1.0/dev_ViQuAD.json [--limit 400] [--model hashing]
 
 Every passage is one document, indexed once in a local index and once in Milvus Lite (or --milvus-uri)
-with the same embedder (each chunk embedded once, the vectors shared by both builds). For a seeded
+with the same embedder (each chunk embedded once, the vectors shared by both builds). Milvus is
+searched with each --milvus-workers setting (concurrent calls per search; its round trips counted). For a seeded
 sample of questions, as written and with diacritics stripped: the share of questions whose top-5
 documents are the same set in both stores (and the same list), recall@1 and @5 of each store, search
 latency p50/p95, and the build times. Prints one JSON object.
@@ -17,6 +18,7 @@ import random
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +65,21 @@ def run(rag: RAG, questions: list[str], k: int = 5) -> tuple[list[list[str]], li
     return docs, times
 
 
+def _count_calls(client, calls: Counter) -> None:
+    """Count the client's round trips (search, get, query) into `calls`."""
+    for name in ("search", "get", "query"):
+        method = getattr(client, name)
+        if getattr(method, "_counted", False):
+            continue
+
+        def counted(*a, _m=method, _n=name, **kw):
+            calls[_n] += 1
+            return _m(*a, **kw)
+
+        counted._counted = True
+        setattr(client, name, counted)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("squad", type=Path)
@@ -70,6 +87,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model", default="hashing", help="embedding model ('none': BM25 only; default hashing, fast)")
     ap.add_argument("--milvus-uri", default=None, help="default: a Milvus Lite file in the temporary folder")
+    ap.add_argument("--milvus-workers", default="8",
+                    help="concurrent calls per Milvus search, comma-separated to compare (0: one after the other)")
     args = ap.parse_args()
 
     passages, items = load_squad(args.squad)
@@ -93,14 +112,23 @@ def main() -> int:
         milvus_store.build([corpus], store, config, embedder)  # (vectors from the cache)
         out["milvus_build_s"] = round(time.perf_counter() - t0, 2)
         out["chunks"] = report.chunks
-        rags = {kind: RAG(Path(tmp) / "index", Retriever(open_view(s, Path(tmp) / "index"), embedder), None, s)
-                for kind, s in (("local", StoreConfig()), ("milvus", store))}
+        rags = {"local": RAG(Path(tmp) / "index", Retriever(open_view(StoreConfig(), Path(tmp) / "index"), embedder), None,
+                             StoreConfig())}
+        calls = Counter()
+        for workers in [int(w) for w in args.milvus_workers.split(",")]:
+            view = open_view(store, Path(tmp) / "index")
+            view.set_workers(workers)
+            _count_calls(view.client, calls)
+            rags["milvus" if workers == 8 else f"milvus_w{workers}"] = RAG(Path(tmp) / "index", Retriever(view, embedder), None, store)
         for label, questions in (("accented", [i.question for i in items]), ("unaccented", [fold(i.question) for i in items])):
             gold = [i.doc for i in items]
             res = {}
             for kind, rag in rags.items():
                 run(rag, questions[:20])  # warm caches and connections
+                before = sum(calls.values())
                 docs, times = run(rag, questions)
+                if kind.startswith("milvus"):
+                    out[f"{label}_{kind}_calls_per_search"] = round((sum(calls.values()) - before) / len(questions), 2)
                 res[kind] = (docs, times)
                 out[f"{label}_{kind}"] = {
                     "R@1": round(float(np.mean([d[:1] == [g] for d, g in zip(docs, gold)])), 4),
@@ -108,12 +136,13 @@ def main() -> int:
                     "search_p50_ms": round(float(np.percentile(times, 50)), 2),
                     "search_p95_ms": round(float(np.percentile(times, 95)), 2),
                 }
-            a, b = res["local"][0], res["milvus"][0]
+            a, b = res["local"][0], res[next(k for k in res if k.startswith("milvus"))][0]
             out[f"{label}_agreement"] = {
                 "top5_same_set": round(float(np.mean([set(x[:5]) == set(y[:5]) for x, y in zip(a, b)])), 4),
                 "top5_same_list": round(float(np.mean([x[:5] == y[:5] for x, y in zip(a, b)])), 4),
                 "top1_same": round(float(np.mean([x[:1] == y[:1] for x, y in zip(a, b)])), 4),
-                "R@1_difference": round(out[f"{label}_milvus"]["R@1"] - out[f"{label}_local"]["R@1"], 4),
+                "R@1_difference": round(out[f"{label}_{next(k for k in res if k.startswith('milvus'))}"]["R@1"]
+                                        - out[f"{label}_local"]["R@1"], 4),
             }
         milvus_store.close_all()
     print(json.dumps(out, ensure_ascii=False, indent=1))

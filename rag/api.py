@@ -88,22 +88,33 @@ class RAG:
         llm: LLMOption = None,
         rebuild: bool = False,
         store: StoreConfig | None = None,
+        workers: int = 1,
     ) -> tuple[RAG, BuildReport]:
         """Index the files under `paths` (incrementally) and open the result (`llm` as in `open`).
 
         `rebuild`: the index then holds these files and nothing else, whatever it held (the repair of
-        an index whose documents cannot be read back)."""
+        an index whose documents cannot be read back). `workers` > 1: the chunks are embedded by that
+        many processes (rag/parallel.py)."""
         llm = _llm(llm)
         index_dir = Path(index_dir) if index_dir else default_index_dir()
         embedder = load_embedder(model if model is not None else default_model())
         config = _config(embedder, chunk_size, chunk_overlap, faiss_kind)
         store = store or StoreConfig.resolve()
-        if store.kind == "milvus":
-            from . import milvus_store
+        writer = embedder
+        if workers > 1 and embedder is not None:
+            from .parallel import ParallelEmbedder
 
-            report = milvus_store.build(paths, store, config, embedder, progress=progress)
-            return cls(index_dir, Retriever(backend.open_view(store, index_dir), embedder), llm, store), report
-        report = indexer.build(paths, index_dir, config, embedder, progress=progress, rebuild=rebuild)
+            writer = ParallelEmbedder(embedder, model if model is not None else default_model(), workers)
+        try:
+            if store.kind == "milvus":
+                from . import milvus_store
+
+                report = milvus_store.build(paths, store, config, writer, progress=progress, rebuild=rebuild)
+            else:
+                report = indexer.build(paths, index_dir, config, writer, progress=progress, rebuild=rebuild)
+        finally:
+            if writer is not embedder:
+                writer.close()
         return cls(index_dir, Retriever(backend.open_view(store, index_dir), embedder), llm, store), report
 
     # -- reading

@@ -15,6 +15,7 @@ store's ids are positions in its chunk list, Milvus's are primary keys given in 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,26 @@ from .errors import UsageError
 from .types import Chunk, Document
 
 STORES = ("local", "milvus")
+
+
+@dataclass(frozen=True)
+class Where:
+    """A search's filter, applied by the store before it ranks: a chunk passes when it (or its document)
+    is about `province` (its document's province, or a place its text names) and it names `year` (in
+    its text, or among its document's years)."""
+
+    province: str | None = None  # a canonical gazetteer name ("Thừa Thiên Huế")
+    year: int | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.province) or bool(self.year)
+
+    def passes(self, chunk: Chunk, doc: Document) -> bool:
+        if self.province and doc.meta.province != self.province and self.province not in chunk.places:
+            return False
+        if self.year and str(self.year) not in chunk.text and self.year not in doc.meta.years:
+            return False
+        return True
 
 
 @runtime_checkable
@@ -41,14 +62,21 @@ class IndexView(Protocol):
     def has_dense(self) -> bool: ...
 
     def lexical_candidates(
-        self, tokens: dict[str, list[str]], folded: bool, n: int, also: Iterable[int] = ()
+        self, tokens: dict[str, list[str]], folded: bool, n: int, also: Iterable[int] = (), where: Where | None = None
     ) -> tuple[list[int], dict[int, float]]:
-        """The n chunks of highest positive weighted BM25 score (best first, ties by id), and the
-        scores of those and of the chunks `also` names (0 where nothing matches)."""
+        """The n chunks of highest positive weighted BM25 score (best first, ties by id) among those
+        `where` passes, and the scores of those and of the chunks `also` names (0 where nothing matches)."""
         ...
 
-    def dense_candidates(self, vector: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """(similarities, ids) of the n nearest chunk vectors, best first."""
+    def dense_candidates(self, vector: np.ndarray, n: int, where: Where | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(similarities, ids) of the n nearest chunk vectors among those `where` passes, best first."""
+        ...
+
+    def candidates(
+        self, vector: np.ndarray | None, tokens: dict[str, list[str]], folded: bool, n: int, where: Where | None = None
+    ) -> tuple[dict[int, float], list[int], dict[int, float]]:
+        """Both paths at once: ({id: similarity} of dense_candidates (empty without `vector`), then
+        lexical_candidates with also = those ids). A store may run the calls concurrently."""
         ...
 
     def prefetch(self, ids: Iterable[int]) -> None:
@@ -120,9 +148,13 @@ class LocalIndex:
 
     kind = "local"
 
+    MASKS = 16  # filters whose chunk masks are kept
+
     def __init__(self, snapshot) -> None:
         self._snapshot = snapshot
         self._restorer = None
+        self._masks: dict[Where, np.ndarray] = {}
+        self._masks_lock = threading.Lock()
 
     def __getattr__(self, name):  # documents, chunks, manifest, lexical, dense, vectors, path
         return getattr(self._snapshot, name)
@@ -135,18 +167,52 @@ class LocalIndex:
     def has_dense(self) -> bool:
         return self._snapshot.dense is not None
 
-    def lexical_candidates(self, tokens, folded, n, also=()):
+    def mask(self, where: Where) -> np.ndarray:
+        """Which chunks pass `where` (a boolean per chunk), computed once per filter."""
+        with self._masks_lock:
+            found = self._masks.get(where)
+        if found is not None:
+            return found
+        docs = self._snapshot.documents
+        mask = np.fromiter((where.passes(c, docs[c.doc_id]) for c in self._snapshot.chunks), dtype=bool,
+                           count=len(self._snapshot.chunks))
+        mask.flags.writeable = False
+        with self._masks_lock:
+            if len(self._masks) >= self.MASKS:
+                self._masks.pop(next(iter(self._masks)))
+            self._masks[where] = mask
+        return mask
+
+    def candidates(self, vector, tokens, folded, n, where=None):
+        return sequential_candidates(self, vector, tokens, folded, n, where)
+
+    def lexical_candidates(self, tokens, folded, n, also=(), where=None):
         from .retriever import _top_positive
 
         lex = self._snapshot.lexical.scores("", folded=folded, tokens=tokens)
+        if where:
+            lex = np.where(self.mask(where), lex, lex.dtype.type(0))
         cand = _top_positive(lex, n)
         scores = {int(i): lex[i] for i in cand}
         for i in also:
             scores.setdefault(int(i), lex[i])
         return [int(i) for i in cand], scores
 
-    def dense_candidates(self, vector, n):
-        return self._snapshot.dense.search(vector, n)
+    def dense_candidates(self, vector, n, where=None):
+        if not where:
+            return self._snapshot.dense.search(vector, n)
+        rows = np.flatnonzero(self.mask(where))
+        if not len(rows):
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        vectors = self._snapshot.vectors
+        if vectors is None:  # (no stored vectors: every neighbour, then the filter)
+            scores, ids = self._snapshot.dense.search(vector, self._snapshot.dense.size)
+            keep = np.isin(ids, rows)
+            return scores[keep][:n], ids[keep][:n]
+        # exact inner products over the chunks that pass (as Milvus's filtered FLAT search)
+        sims = vectors[rows] @ np.asarray(vector, dtype=np.float32).reshape(-1)
+        top = np.argsort(-sims, kind="stable")[:n]
+        return sims[top].astype(np.float32), rows[top].astype(np.int64)
 
     def prefetch(self, ids) -> None:
         pass
@@ -167,6 +233,16 @@ class LocalIndex:
     def describe(self) -> dict:
         path = self._snapshot.path
         return {"kind": "local", "location": str(path.parent) if path is not None else None}
+
+
+def sequential_candidates(view, vector, tokens, folded, n, where=None):
+    """IndexView.candidates from its two methods, one after the other."""
+    dense: dict[int, float] = {}
+    if vector is not None:
+        scores, ids = view.dense_candidates(vector, n, where=where)
+        dense = {int(i): float(s) for i, s in zip(ids, scores)}
+    cand, lex = view.lexical_candidates(tokens, folded, n, also=dense, where=where)
+    return dense, cand, lex
 
 
 def as_view(index) -> IndexView:

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rebuild", action="store_true",
                    help="the index holds these files and nothing else, whatever it held (repairs an index whose "
                         "documents cannot be read back)")
+    p.add_argument("--workers", type=_workers, default=1,
+                   help="embed in N processes, each with its own model (default 1: in this process; docs/milvus.md)")
     common(p)
     p.set_defaults(func=cmd_index)
 
@@ -175,13 +177,23 @@ def _mode_label(rag) -> str:
     return f"dense: {model_label(rag.model_info)}" if rag.mode == "dense" else "lexical"
 
 
+def _workers(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of processes, got {value!r}") from None
+    if not 1 <= n <= 64:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 64, got {n}")
+    return n
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from .api import RAG
 
     rag, report = RAG.build(
         args.paths, args.index_dir, model=args.model, chunk_size=args.chunk_size,
         chunk_overlap=args.chunk_overlap, faiss_kind=args.faiss, progress=not args.quiet, rebuild=args.rebuild,
-        store=_store(args),
+        store=_store(args), workers=args.workers,
     )
     for path, reason in report.skipped:
         print(f"Skipped {path}: {reason}", file=sys.stderr)

@@ -87,6 +87,27 @@ def build(
     `rebuild`: the index holds the files under `paths` and nothing else, whatever it held before
     (the repair of an index whose documents cannot be read).
     """
+    plan = plan_build(paths, progress)
+    return update(index_dir, config, embedder, add=plan.docs, keep=plan.keep, skipped=plan.skipped, progress=progress,
+                  rebuild=rebuild, gone=plan.gone)
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """What `rag index PATHS` asks of a store (the local folder or Milvus: the same rule for both)."""
+
+    docs: list[Document]  # the files read under the paths
+    skipped: list[tuple[str, str]]
+    gone: list[Path]  # given paths that no longer exist
+    roots: list[Path]  # the given paths, resolved
+
+    def keep(self, doc: Document) -> bool:
+        """An old document stays unless its file is gone from under the given paths."""
+        file = document_file(doc)  # None: unknown (an old index, seen from another directory): kept
+        return file is None or file.exists() or not any(file.is_relative_to(root) for root in self.roots)
+
+
+def plan_build(paths: Iterable[str | Path], progress: bool = False) -> BuildPlan:
     paths = [Path(p) for p in paths]
     gone = [p for p in paths if not p.exists()]
     docs, skipped = read_documents([p for p in paths if p.exists()], progress)
@@ -94,14 +115,61 @@ def build(
         raise UsageError("Nothing to index: the given paths hold no supported documents (the index is unchanged).")
     if not docs and skipped and not gone:
         raise UsageError(f"No document could be read; first problem: {skipped[0][1]}")
-    roots = [p.resolve() for p in paths]
+    return BuildPlan(docs, skipped, gone, [p.resolve() for p in paths])
 
-    def keep_old(doc: Document) -> bool:
-        file = document_file(doc)  # None: unknown (an old index, seen from another directory): kept
-        return file is None or file.exists() or not any(file.is_relative_to(root) for root in roots)
 
-    return update(index_dir, config, embedder, add=docs, keep=keep_old, skipped=skipped, progress=progress,
-                  rebuild=rebuild, gone=gone)
+@dataclass
+class Merge:
+    """The documents of a write: the old ones kept, the new ones, and what happened to each id."""
+
+    documents: dict[str, Document]
+    reused: set[str]  # documents whose chunks (and vectors) the old index holds
+    added: list[str]
+    updated: list[str]
+    unchanged: list[str]
+    removed: list[str]
+
+
+def check_gone(gone: Iterable[Path], old_docs: dict[str, Document]) -> None:
+    """Each path that no longer exists must have held an indexed document, else UsageError."""
+    for path in gone:
+        root = path.resolve()
+        if not any((f := document_file(d)) is not None and f.is_relative_to(root) for d in old_docs.values()):
+            raise UsageError(f"{path} does not exist.")
+
+
+def same_content(prev: Document, doc: Document) -> bool:
+    """The same content, read the same way: its chunks are kept (a file read anew by a newer reader,
+    with pages or tables as rows, is indexed again)."""
+    return prev.sha256 == doc.sha256 and prev.text == doc.text and prev.pages == doc.pages
+
+
+def merge(old_docs: dict[str, Document], add: list[Document], keep, remove: Iterable[str], same=same_content) -> Merge:
+    """The old documents that `keep` accepts, minus `remove`, plus `add`. A document is known by its
+    id; the same content (`same`) keeps its chunks, and from another file it is `updated` (new source
+    and path), from the same file `unchanged`."""
+    remove = set(remove)
+    new_ids = {d.id for d in add}
+    documents: dict[str, Document] = {}
+    reused: set[str] = set()
+    for doc in old_docs.values():
+        if doc.id not in new_ids and doc.id not in remove and keep(doc):
+            if not doc.path and (file := document_file(doc)) is not None:
+                doc = replace(doc, path=str(file))  # an index of the older format learns where its files are
+            documents[doc.id] = doc
+            reused.add(doc.id)
+    added, updated, unchanged = [], [], []
+    for doc in add:
+        prev = old_docs.get(doc.id)
+        if prev is not None and same(prev, doc):  # the same content: its chunks are kept
+            same_file = (prev.path or str(document_file(prev))) == doc.path
+            documents[doc.id] = replace(prev, path=doc.path) if same_file else replace(prev, source=doc.source, path=doc.path)
+            reused.add(doc.id)
+            (unchanged if same_file else updated).append(doc.id)
+        else:
+            documents[doc.id] = doc
+            (updated if prev is not None else added).append(doc.id)
+    return Merge(documents, reused, added, updated, unchanged, sorted(set(old_docs) - set(documents)))
 
 
 def update(
@@ -124,34 +192,10 @@ def update(
     with store.write_lock(index_dir):
         old = None if rebuild else _load_reusable(index_dir, config, embedder)
         old_docs = old.documents if old is not None else {}
-        for path in gone:
-            root = path.resolve()
-            if not any((f := document_file(d)) is not None and f.is_relative_to(root) for d in old_docs.values()):
-                raise UsageError(f"{path} does not exist.")
-        remove = set(remove)
-        new_ids = {d.id for d in add}
-        documents: dict[str, Document] = {}
-        reused: set[str] = set()  # documents whose chunks (and vectors) the old index holds
-        for doc in old_docs.values():
-            if doc.id not in new_ids and doc.id not in remove and keep(doc):
-                if not doc.path and (file := document_file(doc)) is not None:
-                    doc = replace(doc, path=str(file))  # an index of the older format learns where its files are
-                documents[doc.id] = doc
-                reused.add(doc.id)
-        added, updated, unchanged = [], [], []
-        for doc in add:
-            prev = old_docs.get(doc.id)
-            # the same content, read the same way: its chunks are kept (a file read anew by a newer reader, with
-            # pages or tables as rows, is indexed again)
-            if prev is not None and prev.sha256 == doc.sha256 and prev.text == doc.text and prev.pages == doc.pages:
-                same_file = (prev.path or str(document_file(prev))) == doc.path
-                documents[doc.id] = replace(prev, path=doc.path) if same_file else replace(prev, source=doc.source, path=doc.path)
-                reused.add(doc.id)
-                (unchanged if same_file else updated).append(doc.id)
-            else:
-                documents[doc.id] = doc
-                (updated if prev is not None else added).append(doc.id)
-        removed = sorted(set(old_docs) - set(documents))
+        check_gone(gone, old_docs)
+        m = merge(old_docs, add, keep, remove)
+        documents, reused, added, updated, unchanged, removed = (
+            m.documents, m.reused, m.added, m.updated, m.unchanged, m.removed)
         snapshot = _assemble(documents, old, reused, config, embedder, progress)
         path = store.save(snapshot, index_dir, config, embedder.dim if snapshot.dense is not None else None)
         return BuildReport(

@@ -32,9 +32,10 @@ import socket
 import threading
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -49,11 +50,12 @@ from .text import bigrams, fold, syllables
 from .types import Chunk, DocMeta, Document, Section
 
 FORMAT_NAME = "rag-vi-milvus"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: chunks carry their document's province and years (filters in the engine)
 POINTERS = "rag_pointers"
 DOC_PART = 16_000  # characters of a document's text per row (VARCHAR holds 65,535 bytes; 3 bytes a character at most)
 MAX_BYTES = 65_535
 BATCH = 512  # rows per insert
+GROUP = 2048  # chunks embedded and inserted at a time
 FIELD_FETCH = 2  # each BM25 field returns FIELD_FETCH x the candidates wanted, before the weighted sum
 CONNECT_TIMEOUT = 4.0  # seconds; "never a hang"
 VOCAB_FIELDS = ("syl", "bi", "fsyl")  # document frequencies kept for these fields
@@ -130,6 +132,17 @@ def _reason(exc: Exception) -> str:
     return text[:200] or type(exc).__name__
 
 
+def close(cfg: StoreConfig) -> None:
+    """Close this process's client of the store (Milvus Lite frees its file)."""
+    with _clients_lock:
+        client = _clients.pop((cfg.uri, cfg.token or ""), None)
+    if client is not None:
+        try:
+            client.close()
+        except Exception:
+            pass
+
+
 def close_all() -> None:
     """Close the clients this process opened (tests; Milvus Lite frees its file)."""
     with _clients_lock:
@@ -175,7 +188,7 @@ def _chunks_schema(lexical: LexicalConfig):
         schema.add_field("section", DataType.VARCHAR, max_length=64)
         for name in ("text", "header", "extra", "sents"):
             schema.add_field(name, DataType.VARCHAR, max_length=MAX_BYTES)
-        schema.add_field("places", DataType.JSON)
+        _filter_fields(schema)
         for f in FIELDS:
             schema.add_field(f"{f}_t", DataType.VARCHAR, max_length=MAX_BYTES, enable_analyzer=True,
                              analyzer_params={"tokenizer": "whitespace"})
@@ -189,12 +202,23 @@ def _chunks_schema(lexical: LexicalConfig):
     return build
 
 
+def _filter_fields(schema) -> None:
+    from pymilvus import DataType
+
+    schema.add_field("places", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=MAX_LIST, max_length=128)
+    schema.add_field("province", DataType.VARCHAR, max_length=128)  # its document's
+    schema.add_field("years", DataType.ARRAY, element_type=DataType.INT64, max_capacity=MAX_LIST)  # its document's
+
+
 def _dense_schema(dim: int):
     from pymilvus import DataType
 
     def build(schema, index):
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("vec", DataType.FLOAT_VECTOR, dim=dim)
+        schema.add_field("doc_id", DataType.VARCHAR, max_length=512)
+        _filter_fields(schema)
+        schema.add_field("digits", DataType.VARCHAR, max_length=MAX_BYTES)  # the text's digit runs
         index.add_index(field_name="vec", index_type="FLAT", metric_type="IP")
 
     return build
@@ -231,11 +255,37 @@ def _pointer_schema(schema, index):
     _dummy(schema, index)
 
 
+MAX_LIST = 4096  # places a chunk names, years a document mentions (Milvus's largest array)
+DIGITS = re.compile(r"\d+")
 _UNQUOTABLE = re.compile(r"['\"\\]")  # Milvus 2.5's filter parser fails on these even inside a string
 
 
 def _quotable(value: str) -> bool:
     return _UNQUOTABLE.search(value) is None
+
+
+def _and(*exprs: str) -> str:
+    parts = [e for e in exprs if e]
+    return " and ".join(f"({e})" for e in parts) if len(parts) > 1 else "".join(parts)
+
+
+def filter_expression(where, text: str = "text") -> str:
+    """A backend.Where as a Milvus filter on the chunks collection ("" for none): the same test as
+    Where.passes (the document's province or a place the chunk names; the year in the chunk's text or
+    among its document's years). `text`: "digits" in the dense collection, whose rows hold the digit
+    runs of the chunk's text (a year is in the text exactly when it is in one of its digit runs)."""
+    if not where:
+        return ""
+    parts = []
+    if where.province:
+        if not _quotable(where.province):
+            return "id < 0"  # (no place is named so: nothing passes)
+        name = json.dumps(where.province, ensure_ascii=False)
+        parts.append(f"province == {name} or array_contains(places, {name})")
+    if where.year:
+        year = int(where.year)
+        parts.append(f'{text} like "%{year}%" or array_contains(years, {year})')
+    return _and(*parts)
 
 
 def _lit(values) -> str:
@@ -293,22 +343,25 @@ def _clip(text: str) -> str:
     return data[:MAX_BYTES].decode("utf-8", errors="ignore").rsplit(" ", 1)[0]
 
 
-def _chunk_row(cid: int, chunk: Chunk, toks: dict[str, list[str]], sents: list[list[str]]) -> dict:
+def _chunk_row(cid: int, chunk: Chunk, toks: dict[str, list[str]], sents: list[list[str]], doc: Document) -> dict:
     for name, value in (("text", chunk.text), ("header", chunk.header), ("extra", chunk.extra)):
         if len(value.encode("utf-8")) > MAX_BYTES:
             raise UsageError(f"A chunk of {chunk.doc_id} has a {name} over {MAX_BYTES} bytes; index it with a smaller --chunk-size.")
     row = {
         "id": cid, "cid": chunk.id, "doc_id": chunk.doc_id, "start": chunk.start, "end": chunk.end,
         "section": chunk.section, "text": chunk.text, "header": chunk.header, "extra": chunk.extra,
-        "sents": _clip("\n".join(" ".join(s) for s in sents)), "places": list(chunk.places),
+        "sents": _clip("\n".join(" ".join(s) for s in sents)), "places": list(chunk.places)[:MAX_LIST],
+        "province": doc.meta.province or "", "years": [int(y) for y in doc.meta.years][:MAX_LIST],
     }
     for f in FIELDS:
         row[f"{f}_t"] = _clip(" ".join(toks[f])) if toks[f] else EMPTY
     return row
 
 
-def _doc_rows(doc: Document) -> list[dict]:
-    record = {"id": doc.id, "source": doc.source, "sha256": doc.sha256, "meta": dict(vars(doc.meta)),
+def _doc_rows(doc: Document, ids: tuple[int, int]) -> list[dict]:
+    """`ids`: the range of its chunks' ids (they are given in order)."""
+    record = {"id": doc.id, "source": doc.source, "path": doc.path, "sha256": doc.sha256, "ids": list(ids),
+              "text_sha256": _text_sha(doc.text), "meta": dict(vars(doc.meta)),
               "sections": [dict(vars(s)) for s in doc.sections], "pages": list(doc.pages),
               "ocr_pages": list(doc.ocr_pages)}
     parts = [doc.text[i : i + DOC_PART] for i in range(0, len(doc.text), DOC_PART)] or [""]
@@ -323,7 +376,8 @@ def _doc_from_rows(rows: list[dict]) -> Document:
     meta = DocMeta(**{**meta, "dates": tuple(meta["dates"]), "years": tuple(meta["years"])})
     sections = tuple(Section(**s) for s in rec["sections"])
     return Document(rec["id"], rec["source"], "".join(r["text"] for r in rows), rec["sha256"], meta, sections,
-                    pages=tuple(rec.get("pages") or ()), ocr_pages=tuple(rec.get("ocr_pages") or ()))
+                    path=rec.get("path", ""), pages=tuple(rec.get("pages") or ()),
+                    ocr_pages=tuple(rec.get("ocr_pages") or ()))
 
 
 def _insert(client, coll: str, rows: list[dict]) -> None:
@@ -338,6 +392,7 @@ class MilvusIndex:
     """An index in Milvus seen through the seam (rag/backend.py IndexView)."""
 
     kind = "milvus"
+    workers = 8  # concurrent calls per search (0: one after the other, as before; eval/compare_stores.py --milvus-workers)
 
     def __init__(self, client, cfg: StoreConfig, build: str, manifest: dict) -> None:
         self.client, self.cfg, self.build, self.manifest = client, cfg, build, manifest
@@ -348,6 +403,8 @@ class MilvusIndex:
         self.chunks = _Chunks(self)
         self.lexical = self  # what the answerer reads (`.lexical.idf`)
         self._df: dict[str, int] = {}  # "field token" -> document frequency, cached
+        self._doc_of: dict[int, str] = {}  # chunk id -> its document, from searches' outputs
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="milvus") if self.workers else None
         self.path = None
 
     @classmethod
@@ -379,30 +436,71 @@ class MilvusIndex:
 
     # -- candidates
 
-    def _field_search(self, field: str, text: str, limit: int, ids: list[int] | None = None) -> dict[int, float]:
+    def _field_search(self, field: str, text: str, limit: int, ids: list[int] | None = None, where: str = "") -> dict[int, float]:
         if limit <= 0:
             return {}
+        expr = _and(f"id in {_lit(ids)}" if ids is not None else "", where)
         found = self.client.search(
             self.names["chunks"], data=[text], anns_field=f"{field}_v", limit=min(limit, 16_384),
-            search_params={"metric_type": "BM25"}, filter=f"id in {_lit(ids)}" if ids is not None else "",
-            output_fields=[],
+            search_params={"metric_type": "BM25"}, filter=expr, output_fields=["doc_id"],
         )
+        self._note_docs(found[0])
         return {int(h["id"]): float(h["distance"]) for h in found[0]}
 
-    def lexical_candidates(self, tokens, folded, n, also=()):
+    def set_workers(self, workers: int) -> None:
+        """Concurrent calls per search (0: one after the other)."""
+        self.workers = workers
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="milvus") if workers else None
+
+    def _run(self, fn, *args, **kwargs) -> Future:
+        """fn in the index's thread pool (independent round trips overlap), or now when workers == 0."""
+        if self._pool is None:
+            done: Future = Future()
+            try:
+                done.set_result(fn(*args, **kwargs))
+            except BaseException as exc:  # (re-raised by .result(), as from the pool)
+                done.set_exception(exc)
+            return done
+        return self._pool.submit(fn, *args, **kwargs)
+
+    def candidates(self, vector, tokens, folded, n, where=None):
+        """backend.candidates in three rounds of concurrent calls: the dense search, each BM25 field's
+        search and the question's document frequencies; then each field's scores of the candidates it
+        did not return; then (prefetch, from the retriever) the chunks and their documents."""
+        field_syl = "fsyl" if folded else "syl"
+        dense = self._run(self._dense, vector, n, where) if vector is not None else None
+        firsts = self._field_round(tokens, folded, n, where)
+        self._run(self.doc_freqs, field_syl, tokens[field_syl])  # (cached for the coverage rerank)
+        dense_scores = {}
+        if dense is not None:
+            scores, ids = dense.result()
+            dense_scores = {int(i): float(x) for i, x in zip(ids, scores)}
+        cand, lex = self._lexical_rank(tokens, folded, n, firsts, dense_scores)
+        return dense_scores, cand, lex
+
+    def lexical_candidates(self, tokens, folded, n, also=(), where=None):
+        return self._lexical_rank(tokens, folded, n, self._field_round(tokens, folded, n, where), also)
+
+    def _field_round(self, tokens, folded, n, where) -> dict[str, tuple[int, Future]]:
         weights = self.lexical_config.unaccented if folded else self.lexical_config.accented
         fetch = max(n * FIELD_FETCH, n)
-        per_field: dict[str, dict[int, float]] = {}
-        complete: dict[str, bool] = {}
-        for field, weight in weights.items():
-            if weight and tokens[field]:
-                per_field[field] = self._field_search(field, " ".join(tokens[field]), fetch)
-                complete[field] = len(per_field[field]) < fetch  # every chunk it matches was returned
+        expr = filter_expression(where)
+        return {field: (fetch, self._run(self._field_search, field, " ".join(tokens[field]), fetch, where=expr))
+                for field, weight in weights.items() if weight and tokens[field]}
+
+    def _lexical_rank(self, tokens, folded, n, firsts, also):
+        """The exact weighted BM25 sum of every chunk a field returned (and of `also`): each field's
+        score of a chunk it did not return comes from a search filtered to those chunks."""
+        weights = self.lexical_config.unaccented if folded else self.lexical_config.accented
+        per_field = {field: fut.result() for field, (_, fut) in firsts.items()}
         wanted = set().union(*per_field.values()) | {int(i) for i in also}
+        fills = {}
         for field, scores in per_field.items():
             missing = sorted(wanted - scores.keys())
-            if missing and not complete[field]:
-                scores.update(self._field_search(field, " ".join(tokens[field]), len(missing), missing))
+            if missing and len(scores) >= firsts[field][0]:  # (fewer returned: every chunk it matches)
+                fills[field] = self._run(self._field_search, field, " ".join(tokens[field]), len(missing), missing)
+        for field, fut in fills.items():
+            per_field[field].update(fut.result())
         total: dict[int, float] = {}
         for i in wanted:
             s = np.float32(0)
@@ -412,17 +510,36 @@ class MilvusIndex:
         ranked = sorted((i for i in total if total[i] > 0), key=lambda i: (-total[i], i))[:n]
         return ranked, total
 
-    def dense_candidates(self, vector, n):
+    def dense_candidates(self, vector, n, where=None):
+        return self._dense(vector, n, where)
+
+    def _dense(self, vector, n, where=None):
+        expr = filter_expression(where, text="digits")
         found = self.client.search(
             self.names["dense"], data=[np.asarray(vector, dtype=np.float32).tolist()], anns_field="vec",
-            limit=max(1, min(n, 16_384)), search_params={"metric_type": "IP"}, output_fields=[],
+            limit=max(1, min(n, 16_384)), search_params={"metric_type": "IP"}, output_fields=["doc_id"], filter=expr,
         )[0]
+        self._note_docs(found)
         return (np.array([h["distance"] for h in found], dtype=np.float32),
                 np.array([h["id"] for h in found], dtype=np.int64))
 
+    def _note_docs(self, hits) -> None:
+        """Remember each hit's document (returned with the search) so that prefetch fetches the chunks and
+        their documents at the same time."""
+        if len(self._doc_of) > 20 * CACHE:
+            self._doc_of.clear()
+        for h in hits:
+            doc_id = (h.get("entity") or {}).get("doc_id")
+            if doc_id:
+                self._doc_of[int(h["id"])] = doc_id
+
     def prefetch(self, ids) -> None:
+        ids = [int(i) for i in ids]
+        known = {d for d in (self._doc_of.get(i) for i in ids) if d}
+        docs = self._run(self.documents.fetch, known)
         self.chunks.fetch(ids)
-        self.documents.fetch({self.chunks[i].doc_id for i in ids})
+        docs.result()
+        self.documents.fetch({self.chunks[i].doc_id for i in ids} - known)
 
     # -- the rerank's data
 
@@ -434,10 +551,10 @@ class MilvusIndex:
         todo = [k for k in dict.fromkeys(keys) if k not in self._df]
         for i in range(0, len(todo), 1000):
             part = todo[i : i + 1000]
-            for k in part:
-                self._df[k] = 0
+            found = dict.fromkeys(part, 0)
             for row in self.client.get(self.names["vocab"], ids=part, output_fields=["df"]):
-                self._df[row["key"]] = int(row["df"])
+                found[row["key"]] = int(row["df"])
+            self._df.update(found)  # (complete, at once: a search's prefetch runs this on another thread)
         return {k.split(" ", 1)[1]: self._df[k] for k in keys}
 
     def idf(self, tokens, field="syl"):
@@ -556,17 +673,10 @@ class _Chunks(Sequence):
 
     def __iter__(self):
         """Every chunk, in id order (reads the whole collection: for tools, not for queries)."""
-        it = self.index.client.query_iterator(self.index.names["chunks"], batch_size=1000, filter="id >= 0",
-                                              output_fields=["id"])
-        ids = []
-        while True:
-            batch = it.next()
-            if not batch:
-                it.close()
-                break
-            ids.extend(int(r["id"]) for r in batch)
+        ids = sorted(int(r["id"]) for r in _get(self.index.client, self.index.names["chunks"],
+                                                list(range(int(self.index.manifest["next_id"]))), ["id"], 10_000))
         for k in range(0, len(ids), 1000):
-            part = sorted(ids)[k : k + 1000]
+            part = ids[k : k + 1000]
             self.fetch(part)
             for i in part:
                 yield self[i]
@@ -628,12 +738,13 @@ def _doc_records(client, coll: str) -> dict[str, dict]:
     return out
 
 
-def read_manifest(client, build: str) -> dict:
+def read_manifest(client, build: str, check: bool = True) -> dict:
+    """The build's manifest; IndexCorrupt when it has none or (`check`) another format version."""
     rows = client.get(_names(build)["docs"], ids=["__manifest__"], output_fields=["record"])
     if not rows:
         raise IndexCorrupt(f"The Milvus build {build} has no manifest; rebuild the index.")
     manifest = rows[0]["record"]
-    if manifest.get("format") != FORMAT_NAME or manifest.get("format_version") != FORMAT_VERSION:
+    if check and manifest.get("format") != FORMAT_NAME or manifest.get("format_version") != FORMAT_VERSION:
         raise IndexCorrupt(
             f"The Milvus index {build} has format {manifest.get('format')} v{manifest.get('format_version')}, this "
             f"program reads {FORMAT_NAME} v{FORMAT_VERSION}; rebuild it with `rag index --store milvus`."
@@ -644,24 +755,14 @@ def read_manifest(client, build: str) -> dict:
 # ---------------------------------------------------------------- writing
 
 
-def build(paths, cfg: StoreConfig, config, embedder, *, progress: bool = False):
-    """indexer.build for Milvus: the files under `paths`; documents indexed from elsewhere are kept
-    while their file exists, those under `paths` whose file is gone are dropped."""
-    from .indexer import read_documents
+def build(paths, cfg: StoreConfig, config, embedder, *, progress: bool = False, rebuild: bool = False):
+    """indexer.build for Milvus, with the same rule (indexer.plan_build): documents are known by their
+    files' absolute paths, and one is dropped only when its file is gone from under `paths`."""
+    from .indexer import plan_build
 
-    paths = [Path(p) for p in paths]
-    docs, skipped = read_documents(paths, progress)
-    if not docs and not skipped:
-        raise UsageError("Nothing to index: the given paths hold no supported documents (the index is unchanged).")
-    if not docs and skipped:
-        raise UsageError(f"No document could be read; first problem: {skipped[0][1]}")
-
-    def keep_old(doc: Document) -> bool:
-        source = Path(doc.source)
-        covered = any(source.resolve().is_relative_to(p.resolve()) for p in paths)
-        return source.exists() and not covered
-
-    return update(cfg, config, embedder, add=docs, keep=keep_old, skipped=skipped, progress=progress)
+    plan = plan_build(paths, progress)
+    return update(cfg, config, embedder, add=plan.docs, keep=plan.keep, skipped=plan.skipped, progress=progress,
+                  rebuild=rebuild, gone=plan.gone)
 
 
 def _manifest(config, embedder, dense: bool, counts: dict, next_id: int) -> dict:
@@ -693,74 +794,77 @@ def _write_manifest(client, build: str, manifest: dict) -> None:
 
 
 def update(cfg: StoreConfig, config, embedder, *, add: list[Document], keep=lambda doc: True, remove=(),
-           skipped=None, progress: bool = False):
-    """Add, replace (by content hash) and remove documents; a full rebuild into a new build when
-    there is no index yet or its chunking, model or BM25 settings differ."""
+           skipped=None, progress: bool = False, rebuild: bool = False, gone: Iterable[Path] = ()):
+    """indexer.update for Milvus: the old documents that `keep` accepts, minus `remove`, plus `add`
+    (indexer.merge: the same rule as the local store), in place by content hash; a full rebuild into a
+    new build when there is no index yet, `rebuild`, or its format, chunking, model or BM25 settings differ."""
     from .chunker import chunk_document
-    from .indexer import BuildReport
+    from .indexer import BuildReport, check_gone, merge
 
     client = connect(cfg)
-    try:
-        live = live_build(client, cfg.name)
-        old_manifest = read_manifest(client, live) if live else None
-    except IndexCorrupt:
-        live, old_manifest = None, None
+    live = live_build(client, cfg.name)
+    old_manifest = None
+    if live is not None:
+        try:
+            old_manifest = read_manifest(client, live, check=False)
+        except IndexCorrupt:
+            live = None  # no manifest: nothing of it can be trusted (a full rebuild of what is given)
     dense = embedder is not None
-    same = old_manifest is not None and (
-        old_manifest["chunking"] == asdict(config.chunk) and old_manifest["lexical"] == asdict(config.lexical)
+    same = old_manifest is not None and not rebuild and (
+        old_manifest.get("format_version") == FORMAT_VERSION
+        and old_manifest["chunking"] == asdict(config.chunk) and old_manifest["lexical"] == asdict(config.lexical)
         and old_manifest["mode"] == ("dense" if dense else "lexical")
         and (not dense or (old_manifest["model"]["name"] == embedder.name and old_manifest["model"]["build"] == embedder.build
                            and old_manifest["model"]["dim"] == embedder.dim))
     )
     names = _names(live) if live else None
-    old_records = _doc_records(client, names["docs"]) if live else {}
-    remove = set(remove)
-    new_ids = {d.id for d in add}
-    kept = [i for i, rec in old_records.items()
-            if i not in new_ids and i not in remove and keep(_light(rec))]
-    added, updated, unchanged, fresh = [], [], [], []
-    for doc in add:
-        rec = old_records.get(doc.id)
-        if rec is not None and rec["sha256"] == doc.sha256 and rec["source"] == doc.source:
-            unchanged.append(doc.id)
-        else:
-            (updated if rec is not None else added).append(doc.id)
-            fresh.append(doc)
-    final_ids = set(kept) | new_ids
-    removed = sorted(set(old_records) - final_ids)
+    old_records = _doc_records(client, names["docs"]) if live and not rebuild else {}
+    old_light = {i: _light(rec) for i, rec in old_records.items()}
+    check_gone(gone, old_light)
+    m = merge(old_light, list(add), keep, remove, same=_same_content(old_records))
+    fresh = [d for i, d in m.documents.items() if i not in m.reused]  # to chunk, embed and insert
+    relabel = [d for i, d in m.documents.items()  # kept chunks, a new source or path
+               if i in m.reused and (d.source, d.path) != (old_light[i].source, old_light[i].path)]
 
     if same:  # in place
-        gone = sorted(set(removed) | set(updated))
+        drop = sorted(set(m.removed) | {d.id for d in fresh if d.id in old_records})
         next_id = int(old_manifest["next_id"])
         delta: Counter = Counter()
-        if gone:
-            rows = _rows_of_docs(client, names["chunks"], gone, ["id", "syl_t", "bi_t", "fsyl_t"])
+        n_dropped = 0
+        if drop:
+            rows = _chunk_rows_of(client, names["chunks"], [old_records[i] for i in drop], ["id", "syl_t", "bi_t", "fsyl_t"])
             for row in rows:
                 for f in VOCAB_FIELDS:
                     text = row[f"{f}_t"]
                     for t in set(text.split(" ")) if text != EMPTY else ():
                         delta[f"{f} {t}"] -= 1
             ids = [int(r["id"]) for r in rows]
+            n_dropped = len(ids)
             for k in range(0, len(ids), 1000):
                 client.delete(names["chunks"], ids=ids[k : k + 1000])
                 if dense:
                     client.delete(names["dense"], ids=ids[k : k + 1000])
-            client.delete(names["docs"], filter=f"doc_id in {_lit(gone)}")
+            client.delete(names["docs"], filter=f"doc_id in {_lit(drop)}")
         next_id, n_new = _insert_documents(client, names, fresh, config, embedder, next_id, delta, progress, chunk_document)
         _apply_vocab(client, names["vocab"], delta)
-        counts = {"documents": len(final_ids), "chunks": int(old_manifest["counts"]["chunks"]) + n_new - (len(ids) if gone else 0)}
+        if relabel:
+            _relabel(client, names["docs"], relabel)
+        counts = {"documents": len(m.documents), "chunks": int(old_manifest["counts"]["chunks"]) + n_new - n_dropped}
         manifest = _manifest(config, embedder, dense, counts, next_id)
         manifest["created"] = old_manifest.get("created", manifest["created"])
         manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         _write_manifest(client, live, manifest)
-        build_name = live
     else:  # a full rebuild into a new build, then the pointer switch
-        everything, old_docs = [], {}
-        if kept or unchanged:
-            old_docs = _fetch_documents(client, names["docs"], kept + unchanged)
-            everything = [old_docs[i] for i in kept if i in old_docs]
-        by_id = {d.id: d for d in add}
-        everything += [by_id[i] if i not in unchanged else old_docs.get(i, by_id[i]) for i in by_id]
+        reused = [i for i in m.documents if i in m.reused]
+        old_docs = _fetch_documents(client, names["docs"], reused) if reused else {}
+        everything = []
+        for i, doc in m.documents.items():
+            if i in m.reused:
+                if i not in old_docs:
+                    raise IndexCorrupt(f"The Milvus index {cfg.name!r} lists document {i} but holds no text for it; "
+                                       "rebuild it with `rag index --rebuild --store milvus PATHS`.")
+                doc = replace(old_docs[i], source=doc.source, path=doc.path)
+            everything.append(doc)
         build_name = f"{cfg.name}_b{time.strftime('%Y%m%d%H%M%S')}{uuid.uuid4().hex[:6]}"
         _drop_stale(client, cfg.name, keep={live} if live else set())  # what failed builds left
         new = _names(build_name)
@@ -778,17 +882,62 @@ def update(cfg: StoreConfig, config, embedder, *, add: list[Document], keep=lamb
         if live:
             _drop_build(client, live)
     return BuildReport(
-        tuple(added), tuple(updated), tuple(unchanged), tuple(removed), tuple(skipped or ()),
+        tuple(m.added), tuple(m.updated), tuple(m.unchanged), tuple(m.removed), tuple(skipped or ()),
         int(manifest["counts"]["documents"]), int(manifest["counts"]["chunks"]), manifest["mode"],
         Path(cfg.uri),
     )
 
 
 def _light(rec: dict) -> Document:
-    return Document(rec["id"], rec["source"], "", rec["sha256"])
+    """A document's record without its text: what the keep/drop rule reads."""
+    return Document(rec["id"], rec["source"], "", rec["sha256"], path=rec.get("path") or "",
+                    pages=tuple(rec.get("pages") or ()))
+
+
+def _text_sha(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _same_content(records: dict[str, dict]):
+    """indexer.same_content on records that hold a hash of the text, not the text."""
+    def same(prev: Document, doc: Document) -> bool:
+        return (prev.sha256 == doc.sha256 and prev.pages == doc.pages
+                and records[prev.id].get("text_sha256") == _text_sha(doc.text))
+
+    return same
+
+
+def _relabel(client, coll: str, docs: list[Document]) -> None:
+    """New source and path in the records of documents whose content (and chunks) stay."""
+    keys = [f"{d.id}:0" for d in docs]
+    rows = {r["doc_id"]: r for r in client.get(coll, ids=keys, output_fields=["doc_id", "part", "text", "record"])}
+    out = []
+    for doc in docs:
+        row = rows.get(doc.id)
+        if row is not None:
+            out.append({"key": f"{doc.id}:0", "doc_id": doc.id, "part": 0, "text": row["text"],
+                        "record": {**row["record"], "source": doc.source, "path": doc.path}, "_v": [0.0, 0.0]})
+    for k in range(0, len(out), 200):
+        client.upsert(coll, out[k : k + 200])
+
+
+def _chunk_rows_of(client, coll: str, records: list[dict], fields: list[str]) -> list[dict]:
+    """The chunk rows of these documents (their records name their chunks' id ranges)."""
+    ids = [i for rec in records for i in range(*rec["ids"])]
+    return _get(client, coll, ids, fields)
+
+
+def _get(client, coll: str, ids: list, fields: list[str], batch: int = 1000) -> list[dict]:
+    out = []
+    for k in range(0, len(ids), batch):
+        out.extend(client.get(coll, ids=ids[k : k + batch], output_fields=fields))
+    return out
 
 
 def _rows_of_docs(client, coll: str, doc_ids: list[str], fields: list[str]) -> list[dict]:
+    """The rows of the docs collection for these documents (their text's parts)."""
     out = []
     for k in range(0, len(doc_ids), 100):
         it = client.query_iterator(coll, batch_size=1000, filter=f"doc_id in {_lit(doc_ids[k : k + 100])}", output_fields=fields)
@@ -809,27 +958,46 @@ def _fetch_documents(client, coll: str, doc_ids: list[str]) -> dict[str, Documen
     return {i: _doc_from_rows(r) for i, r in grouped.items()}
 
 
-def _insert_documents(client, names, docs, config, embedder, next_id, delta, progress, chunk_document) -> tuple[int, int]:
-    """Chunk, embed and insert `docs` (ids from `next_id` on, in order); vocabulary counts into `delta`."""
-    chunk_rows, doc_rows, chunks = [], [], []
-    for doc in docs:
+def _insert_documents(client, names, docs, config, embedder, next_id, delta, progress, chunk_document,
+                      embed=None) -> tuple[int, int]:
+    """Chunk, embed and insert `docs` (ids from `next_id` on, in order), GROUP chunks at a time;
+    vocabulary counts into `delta`. A document's row goes in after all its chunks. `embed`: what
+    embeds a group's texts (default: embedder.embed_documents; rag index --workers passes a pool's)."""
+    from .indexer import _progress
+
+    if embedder is not None and embed is None:
+        embed = embedder.embed_documents
+    chunk_rows, doc_rows, texts = [], [], []
+    total = 0
+
+    def flush():
+        if embedder is not None and chunk_rows:
+            vectors = np.asarray(embed(texts), dtype=np.float32)
+            _insert(client, names["dense"], [
+                {"id": r["id"], "vec": v.tolist(), "doc_id": r["doc_id"], "places": r["places"], "province": r["province"], "years": r["years"],
+                 "digits": _clip(" ".join(DIGITS.findall(r["text"])))} for r, v in zip(chunk_rows, vectors)])
+        _insert(client, names["chunks"], chunk_rows)
+        _insert(client, names["docs"], doc_rows)
+        chunk_rows.clear(), doc_rows.clear(), texts.clear()
+
+    for doc in _progress(list(docs), "Indexing", progress):
         if not _quotable(doc.id):
             raise UsageError(f"The Milvus store cannot hold a document id with quotes or backslashes ({doc.id!r}); rename the file.")
-        doc_rows.extend(_doc_rows(doc))
+        first = next_id
         for chunk in chunk_document(doc, config.chunk):
             toks, sents = chunk_tokens(chunk)
-            chunk_rows.append(_chunk_row(next_id, chunk, toks, sents))
-            chunks.append(chunk)
+            chunk_rows.append(_chunk_row(next_id, chunk, toks, sents, doc))
+            texts.append(chunk.index_text)
             for f in VOCAB_FIELDS:
                 for t in set(toks[f]):
                     delta[f"{f} {t}"] += 1
             next_id += 1
-    if embedder is not None and chunks:
-        vectors = np.asarray(embedder.embed_documents([c.index_text for c in chunks], progress=progress), dtype=np.float32)
-        _insert(client, names["dense"], [{"id": r["id"], "vec": v.tolist()} for r, v in zip(chunk_rows, vectors)])
-    _insert(client, names["chunks"], chunk_rows)
-    _insert(client, names["docs"], doc_rows)
-    return next_id, len(chunk_rows)
+        total += next_id - first
+        doc_rows.extend(_doc_rows(doc, (first, next_id)))
+        if len(chunk_rows) >= GROUP:
+            flush()
+    flush()
+    return next_id, total
 
 
 def _apply_vocab(client, coll: str, delta: Counter, fresh: bool = False) -> None:

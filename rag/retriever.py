@@ -15,7 +15,7 @@ from . import gazetteer
 from .embed import Embedder
 from .query import analyse
 from .lexical import tokenize
-from .backend import IndexView, as_view
+from .backend import IndexView, Where, as_view
 from .text import fold, syllables, years_in
 from .types import Chunk, Hit, Query
 
@@ -91,14 +91,12 @@ class Retriever:
         tokens = tokenize(query.normalized, query=True)
         n_cand = max(cfg.candidates, k * 3)
         fused: dict[int, float] = {}
-        dense_scores: dict[int, float] = {}
         weight = cfg.dense_weight_unaccented if query.folded else cfg.dense_weight
-        if self.embedder is not None and weight > 0:
-            qvec = self._query_vector(self.dense_text(query))
-            scores, ids = self.snapshot.dense_candidates(qvec, n_cand)
-            dense_scores = {int(i): float(s) for i, s in zip(ids, scores)}
-        # the lexical top n_cand, and the BM25 scores of the chunks only the dense search found
-        cand, lex = self.snapshot.lexical_candidates(tokens, query.folded, n_cand, also=dense_scores)
+        wanted = (gazetteer.lookup(province) or gazetteer.Place(province, (), "")).name if province else None
+        where = Where(wanted, year or None)  # applied by the store, before it ranks
+        qvec = self._query_vector(self.dense_text(query)) if self.embedder is not None and weight > 0 else None
+        # the dense top n_cand, the lexical top n_cand, and the BM25 scores of the chunks only the dense search found
+        dense_scores, cand, lex = self.snapshot.candidates(qvec, tokens, query.folded, n_cand, where=where or None)
         lex_max = max(float(lex[i]) for i in cand) if cand else 0.0
         if lex_max > 0:
             fused = {int(i): (1 - weight * bool(dense_scores)) * float(lex[i]) / lex_max for i in cand}
@@ -110,7 +108,6 @@ class Retriever:
                 fused[i] += weight * norm
         self.snapshot.prefetch(fused)
         coverage = self._coverage(query, tokens, sorted(fused, key=fused.get, reverse=True)[: cfg.rerank_depth])
-        wanted = (gazetteer.lookup(province) or gazetteer.Place(province, (), "")).name if province else None
         # The year and type features cost a regex over the chunk's text, and each feature adds at most its
         # bonus: score the candidates by their best possible score, best first, and stop once that cannot
         # reach the k-th score found. Float addition is monotonic, so the bound holds for
@@ -120,10 +117,9 @@ class Retriever:
              + (max(cfg.year_bonus, 0.0, -cfg.year_penalty) if query.years else 0.0))
             + (max(cfg.type_bonus, 0.0) if query.expects in _TYPE_CUES else 0.0)
         )
-        filtered = wanted is not None or bool(year)
-        pending = sorted(
+        pending = sorted(  # (the store applied the filter; checked again, cheaply: the chunks are at hand)
             ((base + (most + coverage.get(i, 0.0)), i) for i, base in fused.items()
-             if not filtered or self._passes(chunks[i], wanted, year)),
+             if not where or self._passes(chunks[i], where)),
             key=lambda p: (-p[0], p[1]),
         )
         scored = []  # (score, chunk index, bonus)
@@ -244,17 +240,8 @@ class Retriever:
     def _cue_of(self, i: int, kind: str) -> bool:
         return _TYPE_CUES[kind].search(self.snapshot.chunks[i].text) is not None
 
-    def _passes(self, chunk: Chunk, province: str | None, year: int | None) -> bool:
-        """`province`: the canonical name (gazetteer.lookup of what was asked)."""
-        doc = self.snapshot.documents[chunk.doc_id]
-        if province:
-            if doc.meta.province != province and province not in chunk.places:
-                return False
-        if year:
-            in_chunk = str(year) in chunk.text
-            if not in_chunk and year not in doc.meta.years:
-                return False
-        return True
+    def _passes(self, chunk: Chunk, where: Where) -> bool:
+        return where.passes(chunk, self.snapshot.documents[chunk.doc_id])
 
 
 class Restorer:

@@ -122,8 +122,12 @@ def test_filters(built):
     assert hits and all("2023" in h.chunk.text or 2023 in rag.documents[h.chunk.doc_id].meta.years for h in hits)
 
 
-def test_incremental(tmp_path, seeds_copy, request):
-    for kind in ("local", "milvus"):
+BOTH_SLOW_MILVUS = ["local", pytest.param("milvus", marks=pytest.mark.slow)]  # (Milvus writes: 8-20 s here)
+
+
+@pytest.mark.parametrize("kind", BOTH_SLOW_MILVUS)
+def test_incremental(kind, tmp_path, seeds_copy):
+    if True:
         store = _store(kind, tmp_path / kind)
         files = sorted(seeds_copy.glob("*.txt"))
         rag, report = RAG.build(files[:4], tmp_path / kind / "index", model="hashing", store=store)
@@ -144,6 +148,93 @@ def test_incremental(tmp_path, seeds_copy, request):
         assert rag._retriever.snapshot.idf(["2,27%"], "syl")["2,27%"] == 0.0
 
 
+def _repo_with_seeds(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    (repo / "seeds").mkdir(parents=True)
+    for path in SEEDS.glob("*.txt"):
+        (repo / "seeds" / path.name).write_bytes(path.read_bytes())
+    return repo
+
+
+@pytest.mark.parametrize("kind", BOTH_SLOW_MILVUS)
+def test_documents_are_known_by_their_files(kind, tmp_path, monkeypatch):
+    """The rule of rag/indexer.py (plan_build, merge) in both stores: a document is known by its file's
+    absolute path, sources read as given from where `rag index` ran, a document is dropped only when
+    its file is gone from under the paths given, the same content from another file keeps its chunks."""
+    repo, elsewhere, index = _repo_with_seeds(tmp_path), tmp_path / "elsewhere", tmp_path / "index"
+    elsewhere.mkdir()
+    one = tmp_path / "home" / "one.txt"
+    one.parent.mkdir()
+    one.write_text("Giải quyết việc làm cho 5.000 lao động tỉnh Quảng Bình năm 2023.\n", "utf-8")
+    store = _store(kind, tmp_path)
+    monkeypatch.chdir(repo)
+    _, report = RAG.build(["seeds"], index, model="hashing", store=store)
+    assert len(report.added) == 5
+    monkeypatch.chdir(elsewhere)
+    rag, report = RAG.build([one], index, model="hashing", store=store)
+    assert (report.added, report.removed, report.documents) == (("one",), (), 6)
+    assert sorted(d.source for i, d in ((i, rag.documents[i]) for i in rag.documents) if i != "one") == \
+        sorted(f"seeds/{p.name}" for p in SEEDS.glob("*.txt"))
+    assert rag.documents["one"].source == str(one) and rag.documents["one"].path == str(one.resolve())
+    _, report = RAG.build(["../repo/seeds"], index, model="hashing", store=store)
+    assert len(report.unchanged) == 5 and not report.removed and report.documents == 6
+    # a file deleted: kept while its path is not given, dropped when it is
+    one.unlink()
+    monkeypatch.chdir(repo)
+    _, report = RAG.build(["seeds"], index, model="hashing", store=store)
+    assert report.documents == 6 and not report.removed
+    _, report = RAG.build([one], index, model="hashing", store=store)
+    assert report.removed == ("one",) and report.documents == 5
+    with pytest.raises(UsageError, match="does not exist"):
+        RAG.build([tmp_path / "never"], index, model="hashing", store=store)
+    # a file moved: the same content from another file, updated (new source and path), not removed
+    (repo / "moved").mkdir()
+    (repo / "seeds" / f"{HUE}.txt").rename(repo / "moved" / f"{HUE}.txt")
+    rag, report = RAG.build(["seeds", "moved"], index, model="hashing", store=store)
+    assert report.updated == (HUE,) and not report.removed and report.documents == 5
+    rag = RAG.open(index, store=store)
+    assert rag.documents[HUE].source == f"moved/{HUE}.txt"
+    assert rag.documents[HUE].path == str((repo / "moved" / f"{HUE}.txt").resolve())
+    assert rag.ask(QUESTION).answer == "2,27%"
+    if kind == "milvus":
+        milvus_store.close(store)
+
+
+FILTERED = [("giảm nghèo", "hue", None), ("tỷ lệ hộ nghèo", "Nghệ An", None), ("hộ nghèo", None, 2023),
+            ("giải quyết việc làm", "Hòa Bình", 2024), ("vụ nổ lò hơi", "Đồng Nai", None), ("hộ nghèo", None, 2019),
+            ("ty le ho ngheo", "Thừa Thiên Huế", 2023), ("hộ nghèo", "Cà Mau", None), ("hộ nghèo", None, 1995)]
+
+
+@pytest.mark.parametrize("question, province, year", FILTERED)
+def test_filtered_results_match(both, question, province, year):
+    """The filter is applied by each store before it ranks (a chunk mask locally, a filter expression
+    in Milvus); both give the same hits."""
+    local = both["local"].search(question, 5, province=province, year=year)
+    milvus = both["milvus"].search(question, 5, province=province, year=year)
+    assert [h.chunk.id for h in local][:1] == [h.chunk.id for h in milvus][:1]
+    assert len(local) == len(milvus)
+    assert len({h.chunk.id for h in local} & {h.chunk.id for h in milvus}) >= min(4, len(local))
+    if local:
+        assert [h.score for h in local][:1] == pytest.approx([h.score for h in milvus][:1], abs=1e-3)
+
+
+def test_filters_reach_the_engine(both, monkeypatch):
+    view = both["milvus"]._retriever.snapshot
+    seen = []
+    search = view.client.search
+    monkeypatch.setattr(view.client, "search", lambda *a, **kw: seen.append((kw.get("anns_field"), kw.get("filter"))) or search(*a, **kw))
+    hits = both["milvus"].search("ho ngheo", 5, province="hue", year=2023)
+    assert hits and all(h.chunk.doc_id == HUE for h in hits)
+    assert {field for field, _ in seen} >= {"vec", "fsyl_v"}  # (an unaccented question: the folded fields)
+    for _, expr in seen:
+        assert 'province == "Thừa Thiên Huế"' in expr and '"%2023%"' in expr, expr
+    assert milvus_store.filter_expression(None) == ""
+    from rag.backend import Where
+
+    assert milvus_store.filter_expression(Where('Quảng "Trị')) == "id < 0"  # (no place is named so)
+    assert both["milvus"].search("hộ nghèo", 5, province='Quảng "Trị') == []
+
+
 def test_stores_agree(both):
     for question in QUESTIONS:
         local = [h.chunk.id for h in both["local"].search(question, 5)]
@@ -155,6 +246,7 @@ def test_stores_agree(both):
 # ---------------------------------------------------------------- Milvus only
 
 
+@pytest.mark.slow
 def test_failed_rebuild_leaves_the_old_build_live(tmp_path, monkeypatch):
     store = _store("milvus", tmp_path)
     rag, _ = RAG.build([SEEDS], tmp_path / "index", model="hashing", store=store)
@@ -163,7 +255,7 @@ def test_failed_rebuild_leaves_the_old_build_live(tmp_path, monkeypatch):
     chunks = rag.chunk_count
 
     def broken(client, names, docs, *args):
-        client.insert(names["docs"], milvus_store._doc_rows(docs[0]))  # half written, then the crash
+        client.insert(names["docs"], milvus_store._doc_rows(docs[0], (0, 0)))  # half written, then the crash
         raise RuntimeError("killed mid-build")
 
     monkeypatch.setattr(milvus_store, "_insert_documents", broken)
@@ -227,27 +319,102 @@ def test_cli(tmp_path, capsys):
     assert list(result)[-1] == "store" and result["store"]["kind"] == "milvus"
 
 
-def test_lite_tcp_server(tmp_path):
-    from milvus_lite.server import Server
-
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = Server(str(tmp_path / "served.db"), address=f"127.0.0.1:{port}")
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lite_server(tmp_path_factory):
+    """Milvus Lite 2.5.1 (the Milvus engine) as a TCP server on 127.0.0.1: its URI, as a cluster's."""
+    from milvus_lite.server import Server
+
+    port = _free_port()
+    server = Server(str(tmp_path_factory.mktemp("served") / "served.db"), address=f"127.0.0.1:{port}")
     assert server.start()
+    deadline = time.time() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}"
+    milvus_store.close(StoreConfig("milvus", f"http://127.0.0.1:{port}"))
+    server.stop()
+
+
+KILLED_WRITER = """
+import sys, time
+from rag import milvus_store
+from rag.api import RAG
+from rag.backend import StoreConfig
+
+insert, calls = milvus_store._insert, []
+
+def slow(client, coll, rows):  # the rebuild's inserts: the first ones done, then a pause to be killed in
+    insert(client, coll, rows)
+    calls.append(coll)
+    if len(calls) == 2:
+        print("INSERTING", flush=True)
+        time.sleep(120)
+
+milvus_store._insert = slow
+RAG.build([sys.argv[1]], sys.argv[2], model="hashing", store=StoreConfig("milvus", sys.argv[3], None, "killed"),
+          chunk_size=500, chunk_overlap=50)
+print("FINISHED", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_killed_rebuild_leaves_readers_on_the_old_build(tmp_path, lite_server):
+    """A writer process SIGKILLed in the middle of a full rebuild's inserts: readers stay on the old
+    build and answer; the next build drops what the killed one wrote."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    store = StoreConfig("milvus", lite_server, None, "killed")
+    rag, _ = RAG.build([SEEDS], tmp_path / "index", model="hashing", store=store)
+    client = milvus_store.connect(store)
+    old = milvus_store.live_build(client, store.name)
+    chunks = rag.chunk_count
+    env = {**os.environ, "PYTHONPATH": str(SEEDS.parent)}
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(SEEDS), str(tmp_path / "index"), lite_server],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        store = StoreConfig("milvus", f"http://127.0.0.1:{port}")
-        rag, report = RAG.build([SEEDS], tmp_path / "index", model="hashing", store=store)
-        assert report.documents == 5 and not store.is_lite
-        answer = RAG.open(tmp_path / "index", store=store).ask(QUESTION)
-        assert answer.answer == "2,27%" and answer.citations[0].doc_id == HUE
+        line = proc.stdout.readline()  # (blocks until the writer is in its inserts, or ends)
+        assert line.strip() == "INSERTING", proc.stderr.read()[-2000:]
+        orphans = [c for c in client.list_collections() if c.startswith("killed_b") and not c.startswith(old)]
+        assert orphans  # the new build is being written
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
     finally:
-        milvus_store.close_all()
-        server.stop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert milvus_store.live_build(client, store.name) == old
+    answer = rag.ask(QUESTION)  # the reader opened before the crash
+    assert answer.answer == "2,27%" and answer.citations[0].doc_id == HUE
+    reader = RAG.open(tmp_path / "index", store=store)  # and one opened after
+    assert reader.chunk_count == chunks and reader.ask("ty le ho ngheo hue 2023").answer == "2,27%"
+    assert set(orphans) <= set(client.list_collections())
+    rag, _ = RAG.build([SEEDS], tmp_path / "index", model="hashing", store=store, chunk_size=500, chunk_overlap=50)
+    new = milvus_store.live_build(client, store.name)
+    assert new not in (old, None) and rag.chunk_count > chunks
+    assert [c for c in client.list_collections() if c.startswith("killed_")] == \
+        [c for c in client.list_collections() if c.startswith(new)]
+    assert rag.ask(QUESTION).answer == "2,27%"
+
+
+def test_lite_tcp_server(tmp_path, lite_server):
+    store = StoreConfig("milvus", lite_server, None, "tcp")
+    rag, report = RAG.build([SEEDS], tmp_path / "index", model="hashing", store=store)
+    assert report.documents == 5 and not store.is_lite
+    answer = RAG.open(tmp_path / "index", store=store).ask(QUESTION)
+    assert answer.answer == "2,27%" and answer.citations[0].doc_id == HUE

@@ -30,10 +30,24 @@ QUESTIONS += [fold(q) for q in QUESTIONS[:40]]
 
 
 def reference_search(r: Retriever, question: str, k: int, province=None, year=None) -> list[tuple]:
-    """Retriever.search before its caches and pruning: every candidate scored, every chunk re-tokenised."""
+    """Retriever.search before its caches and pruning: every candidate scored, every chunk re-tokenised.
+    A filter applies before the candidates are chosen (the store filters, then ranks)."""
     query = analyse(question)
     chunks, cfg = r.snapshot.chunks, r.config
+
+    def passes(i: int) -> bool:
+        chunk = chunks[i]
+        doc = r.snapshot.documents[chunk.doc_id]
+        places = {m.place.name for m in gazetteer.find_places(chunk.text, folded=False)}
+        if province:
+            wanted = (gazetteer.lookup(province) or gazetteer.Place(province, (), "")).name
+            if doc.meta.province != wanted and wanted not in places:
+                return False
+        return not (year and str(year) not in chunk.text and year not in doc.meta.years)
+
+    allowed = np.array([passes(i) for i in range(len(chunks))], dtype=bool)
     lex = r.snapshot.lexical.scores(query.normalized, folded=query.folded)
+    lex = np.where(allowed, lex, 0).astype(lex.dtype)
     n_cand = max(cfg.candidates, k * 3)
     cand = _top(lex, n_cand)
     cand = cand[lex[cand] > 0]
@@ -41,8 +55,8 @@ def reference_search(r: Retriever, question: str, k: int, province=None, year=No
     dense_scores, fused = {}, {}
     weight = cfg.dense_weight_unaccented if query.folded else cfg.dense_weight
     if r.embedder is not None and weight > 0:
-        scores, ids = r.snapshot.dense.search(r.embedder.embed_query(r.dense_text(query)), n_cand)
-        dense_scores = {int(i): float(s) for i, s in zip(ids, scores)}
+        scores, ids = r.snapshot.dense.search(r.embedder.embed_query(r.dense_text(query)), len(chunks))
+        dense_scores = dict([(int(i), float(s)) for i, s in zip(ids, scores) if allowed[i]][:n_cand])
     if lex_max > 0:
         fused = {int(i): (1 - weight * bool(dense_scores)) * float(lex[i]) / lex_max for i in cand}
     if dense_scores:
@@ -57,11 +71,7 @@ def reference_search(r: Retriever, question: str, k: int, province=None, year=No
         chunk = chunks[i]
         doc = r.snapshot.documents[chunk.doc_id]
         places = {m.place.name for m in gazetteer.find_places(chunk.text, folded=False)}
-        if province:
-            wanted = (gazetteer.lookup(province) or gazetteer.Place(province, (), "")).name
-            if doc.meta.province != wanted and wanted not in places:
-                continue
-        if year and str(year) not in chunk.text and year not in doc.meta.years:
+        if not passes(i):
             continue
         doc_place = doc.meta.province if chunk.section != "related" or not places else None
         bonus = 0.0
