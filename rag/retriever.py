@@ -172,6 +172,16 @@ class Retriever:
         rows = [self._rows.get(c.id) for c in chunks]
         return [None if r is None else float(vectors[r] @ qvec) for r in rows]
 
+    def sentence_similarities(self, query: Query, chunk: Chunk, sentences: list[str]) -> list[float | None]:
+        """Cosine of the question and each of the chunk's `sentences` (answer.sentence_spans of its text),
+        from the sentence vectors the index stores; None for each when it stores none for this chunk."""
+        block = getattr(self.snapshot, "sentence_block", None)
+        vectors = block(chunk.id) if self.embedder is not None and block is not None else None
+        if vectors is None or len(vectors) != len(sentences):
+            return [None] * len(sentences)
+        qvec = self._query_vector(self.dense_text(query))
+        return [float(v) for v in vectors.astype(np.float32) @ qvec]
+
     def _embed(self, text: str) -> np.ndarray:
         vec = np.array(self.embedder.embed_query(text), dtype=np.float32)  # (a copy: made read-only below)
         vec.flags.writeable = False  # shared by the cache
