@@ -181,9 +181,6 @@ class Answerer:
         wants_target = _wants_target(query)
         wants_name = bool(title) or bool(re.search(r"\bten\b|\bname\b", fold(query.text).lower()))
         filtered = False
-        # how much of the question the passages hold: the best support among the sentences read (the ranking may put a
-        # paraphrase, close to the question in meaning but not in words, before the sentence that repeats it)
-        evidence = max(s.support for s in sentences[:8])
         scored: list[tuple[float, int, _Sentence, tuple[int, int]]] = []
         for sent in sentences[:8]:
             if measured and not _mentions(sent.text, measured):
@@ -217,7 +214,7 @@ class Answerer:
             loose = query.expects in ("person", "place", "entity") and top.support >= LOOSE_SUPPORT and not filtered
             if query.expects in _STRICT and not loose:
                 return None, f"không tìm thấy {_STRICT[query.expects]} trong đoạn phù hợp nhất"
-            reason = self._unsupported(query, top, evidence)
+            reason = self._unsupported(query, top)
             return (None, reason) if reason else ((top, _free_span(query, top.text)), "")
         # the best value whose sentence answers; a better-scored one may be from another year or place
         scored.sort(key=lambda c: c[0], reverse=True)  # stable: ties keep sentence and value order
@@ -225,7 +222,7 @@ class Answerer:
         for score, sent, (a, b) in scored:
             if score < scored[0][0] - RUNNER_UP:
                 break
-            reason = self._unsupported(query, sent, evidence)
+            reason = self._unsupported(query, sent)
             if not reason:
                 return (sent, sent.text[a:b].strip(" ,.;:")), ""
             first_reason = first_reason or reason
@@ -337,10 +334,9 @@ class Answerer:
             out["place"] = 1.0 if self.retriever.about_place(query.place, sent.hit.chunk) else -1.0
         return out
 
-    def _unsupported(self, query: Query, best: _Sentence, evidence: float | None = None) -> str | None:
-        """Why the best sentence does not answer the question, or None when it does; `evidence`: the best support
-        among the sentences read (else the sentence's own)."""
-        if max(best.support, evidence or 0.0) < self.config.min_support:
+    def _unsupported(self, query: Query, best: _Sentence) -> str | None:
+        """Why the best sentence does not answer the question, or None when it does."""
+        if best.support < self.config.min_support:
             return "không có đoạn nào chứa đủ nội dung của câu hỏi"
         chunk = best.hit.chunk
         doc = self.retriever.snapshot.documents[chunk.doc_id]
