@@ -99,8 +99,8 @@ def test_sentence_cosines_are_features_and_move_the_default_ranking():
     plain = AnswerScorer.hand()
     assert plain.logit(f_answer) > plain.logit(f_other)
     # the fitted cosine weight adds weight × gap; a large enough one lets the closer sentence win
-    heavy = AnswerScorer.hand(40.0)
-    assert heavy.logit(f_answer) - plain.logit(f_answer) == pytest.approx(40.0 * -0.05)
+    heavy = AnswerScorer.hand(100.0)
+    assert heavy.logit(f_answer) - plain.logit(f_answer) == pytest.approx(100.0 * -0.05)
     assert heavy.logit(f_other) > heavy.logit(f_answer)
     # a retriever without sentence vectors gives None (imputed), never an error
     sents = _features(QUERY, HITS, _StubRetriever({"a": 0.8, "b": 0.5}))

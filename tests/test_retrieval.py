@@ -277,5 +277,11 @@ def test_the_best_sentence_cosine_is_a_reranking_feature(rag):
     assert part[top] == pytest.approx(0.7) and part[low] == pytest.approx(0.0)
     assert all(0.0 <= v <= 0.7 for v in part.values()) and set(part) == set(candidates)
     assert Retriever(snap, base.embedder, replace(base.config, sentence_dense=0.0))._sentence_part(query, candidates) == {}
-    no_sentences = replace(snap, sentences=None, sentence_rows=None)
-    assert retriever.__class__(no_sentences, base.embedder, retriever.config)._sentence_part(query, candidates) == {}
+
+    class NoSentences:  # the same index without sentence vectors (one built with sentences=False, a Milvus one)
+        sentences = sentence_rows = None
+
+        def __getattr__(self, name):
+            return getattr(snap, name)
+
+    assert Retriever(NoSentences(), base.embedder, retriever.config)._sentence_part(query, candidates) == {}
