@@ -20,10 +20,9 @@ from .lexical import tokenize
 from .query import analyse
 from .retriever import Retriever
 from .tables import cell_header, cell_span, value_spans
-from .text import fold, syllables, years_in
+from .text import fold, sentence_spans, syllables, years_in
 from .types import Hit, Query
 
-_SENT_SPLIT = re.compile(r"(?<=[.!?;])\s+(?=[A-ZĐÀ-Ỹ\d\[“\"-])|\n+|(?<=:)\s+(?=[A-ZĐ])")
 _TARGET = re.compile(r"(?<!chương trình )mục tiêu|phấn đấu|dự kiến|chỉ tiêu (?:chủ yếu|chính)|\btarget|\bgoal", re.I)
 _TARGET_FOLDED = re.compile(r"muc tieu|chi tieu|phan dau|ke hoach|\bplan")
 _ENGLISH_WORDS = frozenset("what which who whom how many much when where was were is are the of in did does do for to".split())
@@ -121,7 +120,7 @@ class Answerer:
         self.retriever = retriever
         self.config = config
         self.scorer = scorer if scorer is not None else AnswerScorer.load()
-        self.ranker = self.scorer if config.rank_by == "learned" else AnswerScorer.hand()
+        self.ranker = self.scorer if config.rank_by == "learned" else self.scorer.ranking()
 
     def ask(self, question: str, *, k: int | None = None, province: str | None = None, year: int | None = None) -> Answer:
         t0 = time.perf_counter()
@@ -289,7 +288,9 @@ class Answerer:
             context = {fold(t) for t in syllables(chunk.header)}
             lead = ""  # the paragraph's earlier sentences: "Năm 2024, ngành đề ra…: Giải quyết việc làm…"
             heading: set[str] = set()  # the words of a line announcing the paragraph ("Vụ nổ lò hơi tại Đồng Nai:")
-            for position, (s, e) in enumerate(sentence_spans(chunk.text)):
+            spans = sentence_spans(chunk.text)
+            close = self.retriever.sentence_similarities(query, chunk, [chunk.text[a:b] for a, b in spans])
+            for position, ((s, e), sent_cosine) in enumerate(zip(spans, close)):
                 text = chunk.text[s:e]
                 if s == 0 or "\n" in chunk.text[max(0, s - 2):s]:
                     announced = lead.rstrip().endswith(":")
@@ -310,17 +311,19 @@ class Answerer:
                 sent.features = {
                     "support": support, "support_own": support_own, "pairs": pairs,
                     "hit_score": hit.score / top_score, "hit_rank": 1.0 / rank, "dense": cosine,
-                    "position": 1.0 / (1 + position), **self._features(query, sent, wants_target),
+                    "sent_dense": sent_cosine, "position": 1.0 / (1 + position), **self._features(query, sent, wants_target),
                 }
                 out.append(sent)
                 lead = f"{lead} {text}"[-400:]
         best_support = max((s.features["support_own"] for s in out), default=0.0)
         best_pairs = max((s.features["pairs"] for s in out), default=0.0)
+        best_close = max((s.features["sent_dense"] for s in out if s.features["sent_dense"] is not None), default=None)
         typed = float(query.expects in extract.PATTERNS or query.expects in _STRICT)
         for sent in out:  # how far each is from the question's best candidate
             f = sent.features
             f["support_gap"] = f["support_own"] - best_support
             f["pairs_gap"] = f["pairs"] - best_pairs
+            f["sent_dense_gap"] = None if f["sent_dense"] is None else f["sent_dense"] - best_close
             f[TYPED] = typed
             f.update({f"{name}*typed": None if f[name] is None else f[name] * typed for name in BASE})
             sent.logit = self.scorer.logit(f)
@@ -512,19 +515,6 @@ def _citation(n: int, sent: _Sentence) -> Citation:
         n=n, doc_id=sent.hit.chunk.doc_id, source=sent.hit.source, chunk_id=sent.hit.chunk.id,
         start=sent.start, end=sent.end, text=sent.text, score=round(sent.score, 4),
     )
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Sentence offsets inside `text` (a fast regex splitter, good enough for scoring)."""
-    spans = []
-    pos = 0
-    for m in _SENT_SPLIT.finditer(text):
-        if m.start() > pos:
-            spans.append((pos, m.start()))
-        pos = m.end()
-    if pos < len(text):
-        spans.append((pos, len(text)))
-    return [(s, e) for s, e in spans if text[s:e].strip()]
 
 
 def _question_words(retriever: Retriever, query: Query) -> tuple[set[str], dict[str, float]]:

@@ -32,6 +32,8 @@ BASE = (
     "hit_score",  # the chunk's retrieval score / the best hit's
     "hit_rank",  # 1 / the chunk's retrieval rank
     "dense",  # cosine of the question and the chunk (the retriever's stored vector); imputed when lexical
+    "sent_dense",  # cosine of the question and the sentence (the index's sentence vectors); imputed when absent
+    "sent_dense_gap",  # sent_dense minus the best sent_dense among the question's candidates (≤ 0)
     "length",  # min(1, words / 80)
     "position",  # 1 / (1 + the sentence's index in its chunk)
     "year_own",  # an asked year is in the sentence
@@ -65,10 +67,19 @@ class AnswerScorer:
     learned: bool = False
     scale: float = 1.0  # logit → the units of the span bonuses the answerer adds (the hand score's spread)
     calibration: tuple[float, float, float] = (1.0, 0.0, 0.0)  # confidence = σ(a·logit + m·margin + b)
+    # the weight of the question–sentence cosine (sent_dense_gap) added to the hand weights: the one weight of
+    # the default ranking that is fitted (eval/train_answerer.py, cross-validated); 0 without sentence vectors
+    hand_dense: float = 0.0
 
     @classmethod
-    def hand(cls) -> AnswerScorer:
-        return cls(tuple(HAND.get(name, 0.0) for name in FEATURES))
+    def hand(cls, dense: float = 0.0) -> AnswerScorer:
+        """The hand-set weights, plus `dense` × sent_dense_gap."""
+        weights = {**HAND, "sent_dense_gap": dense}
+        return cls(tuple(weights.get(name, 0.0) for name in FEATURES))
+
+    def ranking(self) -> AnswerScorer:
+        """The default ranking of sentences: the hand weights with the fitted cosine weight."""
+        return AnswerScorer.hand(self.hand_dense)
 
     @classmethod
     def load(cls, path: Path = WEIGHTS_FILE) -> AnswerScorer:
@@ -85,6 +96,7 @@ class AnswerScorer:
             learned=True, scale=float(data.get("scale", 1.0)),
             calibration=tuple(float(data["calibration"][k]) for k in ("logit", "margin", "bias"))
             if "calibration" in data else (1.0, 0.0, 0.0),
+            hand_dense=float(data.get("hand_dense", 0.0)),
         )
 
     def vector(self, features: dict[str, float | None]) -> np.ndarray:

@@ -89,8 +89,12 @@ class RAG:
         rebuild: bool = False,
         store: StoreConfig | None = None,
         workers: int = 1,
+        sentences: bool = True,
     ) -> tuple[RAG, BuildReport]:
         """Index the files under `paths` (incrementally) and open the result (`llm` as in `open`).
+
+        `sentences`: in dense mode, also embed each chunk's sentences (the answerer compares the question
+        with each sentence; indexing takes about twice as long).
 
         `rebuild`: the index then holds these files and nothing else, whatever it held (the repair of
         an index whose documents cannot be read back). `workers` > 1: the chunks are embedded by that
@@ -98,7 +102,7 @@ class RAG:
         llm = _llm(llm)
         index_dir = Path(index_dir) if index_dir else default_index_dir()
         embedder = load_embedder(model if model is not None else default_model())
-        config = _config(embedder, chunk_size, chunk_overlap, faiss_kind)
+        config = _config(embedder, chunk_size, chunk_overlap, faiss_kind, sentences)
         store = store or StoreConfig.resolve()
         writer = embedder
         if workers > 1 and embedder is not None:
@@ -202,7 +206,8 @@ class RAG:
             old = self._retriever
             manifest = old.snapshot.manifest
             chunking = ChunkConfig(**manifest["chunking"])
-            config = _config(old.embedder, chunking.size, chunking.overlap, manifest["model"].get("faiss") or "auto")
+            config = _config(old.embedder, chunking.size, chunking.overlap, manifest["model"].get("faiss") or "auto",
+                             "sentences.npy" in manifest.get("files", {}))  # as the index was built
             report = run(config, old.embedder)
             self._retriever = Retriever(backend.open_view(self.store, self.index_dir), old.embedder, old.config)
             return report
@@ -230,14 +235,15 @@ def _llm(llm: LLMOption) -> LLM | None:
     return resolve_llm(llm)
 
 
-def _config(embedder: Embedder | None, size: int, overlap: int, faiss_kind: str) -> IndexConfig:
+def _config(embedder: Embedder | None, size: int, overlap: int, faiss_kind: str, sentences: bool = True) -> IndexConfig:
     try:
         chunk = ChunkConfig(size=size, overlap=overlap)
     except ValueError as exc:
         raise UsageError(f"Bad chunking settings: {exc}.") from exc
     if embedder is None:
         return IndexConfig(model=None, chunk=chunk, faiss_kind=faiss_kind)
-    return IndexConfig(embedder.name, embedder.build, embedder.precision, chunk=chunk, faiss_kind=faiss_kind)
+    return IndexConfig(embedder.name, embedder.build, embedder.precision, chunk=chunk, faiss_kind=faiss_kind,
+                       sentences=sentences)
 
 
 def _query_embedder(manifest: dict, model: str | None, index_dir: Path) -> Embedder | None:

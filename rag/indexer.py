@@ -22,6 +22,7 @@ from .ingest import document_file, load_document
 from .lexical import LexicalIndex
 from .loaders import iter_files
 from .store import IndexConfig, Snapshot
+from .text import sentence_spans
 from .types import Chunk, Document
 
 
@@ -210,6 +211,7 @@ class Reusable(NamedTuple):
     documents: dict[str, Document]
     chunks: list[Chunk]
     vectors: np.ndarray | None
+    sentences: list[np.ndarray] | None = None  # per chunk: its sentences' vectors (when the index holds them)
 
 
 def _load_reusable(index_dir: Path, config: IndexConfig, embedder: Embedder | None) -> Reusable | None:
@@ -225,14 +227,17 @@ def _load_reusable(index_dir: Path, config: IndexConfig, embedder: Embedder | No
     manifest = old.manifest
     if manifest.get("chunking") != asdict(config.chunk):
         return Reusable(old.documents, [], None)
-    vectors = old.vectors
+    vectors, sentences = old.vectors, None
     same_model = (
         embedder is not None and (manifest.get("model") or {}).get("name") == embedder.name
         and store.model_build(manifest) == embedder.build
     )
     if not same_model or vectors is None or vectors.shape[1] != embedder.dim:  # (a hand-edited manifest)
         vectors = None
-    return Reusable(old.documents, old.chunks, vectors)
+    elif getattr(old, "sentence_rows", None) is not None:
+        rows = old.sentence_rows
+        sentences = [old.sentences[rows[i]:rows[i + 1]] for i in range(len(old.chunks))]
+    return Reusable(old.documents, old.chunks, vectors, sentences)
 
 
 def _salvage(index_dir: Path, exc: RagError) -> store.Salvage:
@@ -292,6 +297,7 @@ def _assemble(
             old_chunks.setdefault(chunk.doc_id, []).append((i, chunk))
     chunks: list[Chunk] = []
     vector_rows: list[np.ndarray | None] = []
+    sentence_rows: list[np.ndarray | None] = []
     to_embed: list[int] = []
     _progress_events.report("chunking", 0, len(documents) - len(reused))
     for doc in _progress(list(documents.values()), "Chunking", progress):
@@ -300,22 +306,39 @@ def _assemble(
             for i, chunk in kept:
                 chunks.append(chunk)
                 vector_rows.append(old.vectors[i] if old.vectors is not None else None)
+                sentence_rows.append(old.sentences[i] if old.vectors is not None and old.sentences else None)
         else:
             for chunk in chunk_document(doc, config.chunk):
                 chunks.append(chunk)
                 vector_rows.append(None)
+                sentence_rows.append(None)
     if embedder is not None:
         to_embed = [i for i, v in enumerate(vector_rows) if v is None]
-        if to_embed:
-            for i, vec in zip(to_embed, _embed(embedder, [chunks[i].index_text for i in to_embed], progress)):
+        # each chunk's sentences are embedded too (in the same batches): the answerer's question–sentence cosine
+        split = [i for i, v in enumerate(sentence_rows) if v is None] if config.sentences else []
+        texts = [chunks[i].index_text for i in to_embed]
+        pieces = [[chunks[i].text[a:b] for a, b in sentence_spans(chunks[i].text)] for i in split]
+        if texts or split:
+            fresh = _embed(embedder, texts + [t for p in pieces for t in p], progress)
+            for i, vec in zip(to_embed, fresh):
                 vector_rows[i] = vec
+            at = len(texts)
+            for i, p in zip(split, pieces):
+                sentence_rows[i] = np.asarray(fresh[at:at + len(p)], dtype=np.float16).reshape(len(p), embedder.dim)
+                at += len(p)
     _progress_events.report("saving", 0, 0)
     lexical = LexicalIndex.build(((c.header, c.body) for c in chunks), config.lexical)  # (one text at a time in memory)
     vectors = dense = None
     if embedder is not None:
         vectors = np.stack(vector_rows).astype(np.float32) if chunks else np.zeros((0, embedder.dim), np.float32)
         dense = DenseIndex.build(vectors, config.faiss_kind)
-    return Snapshot(documents, chunks, lexical, vectors, dense, {})
+    sentences = rows = None
+    if embedder is not None and config.sentences:
+        sizes = [len(block) for block in sentence_rows]
+        rows = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        sentences = (np.concatenate(sentence_rows).astype(np.float16) if sum(sizes)
+                     else np.zeros((0, embedder.dim), np.float16))
+    return Snapshot(documents, chunks, lexical, vectors, dense, {}, None, sentences, rows)
 
 
 def _embed(embedder: Embedder, texts: list[str], progress: bool) -> np.ndarray:

@@ -45,6 +45,10 @@ class RetrievalConfig:
     sentence_coverage: float = 1.0  # weight of the idf share of query words found in the chunk's best sentence
     sentence_coverage_unaccented: float = 1.0
     bigram_coverage: float = 0.5  # weight of the share of query bigrams found in the chunk
+    # weight of the question's best sentence cosine in each of the rerank_depth best candidates (min-max scaled over
+    # them), when the index stores its sentences' vectors
+    sentence_dense: float = 0.0
+    sentence_dense_unaccented: float = 0.0
 
     @classmethod
     def learned(cls, path: Path = WEIGHTS_FILE) -> RetrievalConfig:
@@ -107,7 +111,10 @@ class Retriever:
                 fused[i] = fused.get(i, (1 - weight) * float(lex[i]) / lex_max if lex_max > 0 else 0.0)
                 fused[i] += weight * norm
         self.snapshot.prefetch(fused)
-        coverage = self._coverage(query, tokens, sorted(fused, key=fused.get, reverse=True)[: cfg.rerank_depth])
+        top = sorted(fused, key=fused.get, reverse=True)[: cfg.rerank_depth]
+        coverage = self._coverage(query, tokens, top)
+        for i, part in self._sentence_part(query, top).items():
+            coverage[i] = coverage.get(i, 0.0) + part
         # The year and type features cost a regex over the chunk's text, and each feature adds at most its
         # bonus: score the candidates by their best possible score, best first, and stop once that cannot
         # reach the k-th score found. Float addition is monotonic, so the bound holds for
@@ -167,6 +174,32 @@ class Retriever:
         qvec = self._query_vector(self.dense_text(query))
         rows = [self._rows.get(c.id) for c in chunks]
         return [None if r is None else float(vectors[r] @ qvec) for r in rows]
+
+    def _sentence_part(self, query: Query, candidates: list[int]) -> dict[int, float]:
+        """Each candidate's best question–sentence cosine, min-max scaled over the candidates, times its weight:
+        the passage that holds one sentence saying what was asked, among passages on the same subject."""
+        weight = self.config.sentence_dense_unaccented if query.folded else self.config.sentence_dense
+        sentences = getattr(self.snapshot, "sentences", None)
+        rows = getattr(self.snapshot, "sentence_rows", None)
+        if weight <= 0 or self.embedder is None or sentences is None or rows is None or not candidates:
+            return {}
+        qvec = self._query_vector(self.dense_text(query))
+        best = {i: float((sentences[rows[i]:rows[i + 1]].astype(np.float32) @ qvec).max())
+                for i in candidates if rows[i + 1] > rows[i]}
+        if not best:
+            return {}
+        lo, hi = min(best.values()), max(best.values())
+        return {i: weight * ((v - lo) / (hi - lo) if hi > lo else 1.0) for i, v in best.items()}
+
+    def sentence_similarities(self, query: Query, chunk: Chunk, sentences: list[str]) -> list[float | None]:
+        """Cosine of the question and each of the chunk's `sentences` (answer.sentence_spans of its text),
+        from the sentence vectors the index stores; None for each when it stores none for this chunk."""
+        block = getattr(self.snapshot, "sentence_block", None)
+        vectors = block(chunk.id) if self.embedder is not None and block is not None else None
+        if vectors is None or len(vectors) != len(sentences):
+            return [None] * len(sentences)
+        qvec = self._query_vector(self.dense_text(query))
+        return [float(v) for v in vectors.astype(np.float32) @ qvec]
 
     def _embed(self, text: str) -> np.ndarray:
         vec = np.array(self.embedder.embed_query(text), dtype=np.float32)  # (a copy: made read-only below)

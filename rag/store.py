@@ -8,6 +8,8 @@
         documents.jsonl       cleaned text, metadata and sections of each document
         chunks.jsonl          chunk offsets, headers and linked text (the text is the document's slice)
         vectors.npy           chunk embeddings (dense mode only), reused by incremental builds
+        sentences.npy         embeddings of each chunk's sentences (float16; dense mode, when built with them)
+        sentence_rows.npy     where each chunk's sentences start in sentences.npy (one more row than chunks)
         dense.faiss           the FAISS index (dense mode only)
         lexical/              one bm25s index per token field (.npy + JSON)
 
@@ -51,6 +53,7 @@ class IndexConfig:
     chunk: ChunkConfig = field(default_factory=ChunkConfig)
     faiss_kind: str = "auto"
     lexical: LexicalConfig = field(default_factory=LexicalConfig)
+    sentences: bool = True  # dense mode: also embed each chunk's sentences (the answerer's question–sentence cosine)
 
 
 @dataclass
@@ -64,6 +67,20 @@ class Snapshot:
     dense: DenseIndex | None
     manifest: dict
     path: Path | None = None
+    # the vectors of each chunk's sentences (text.sentence_spans of its text), float16, chunk i's rows being
+    # sentence_rows[i]:sentence_rows[i + 1]; None in a lexical index or one built without them
+    sentences: np.ndarray | None = None
+    sentence_rows: np.ndarray | None = None
+    _row_of: dict[str, int] | None = field(default=None, repr=False, compare=False)
+
+    def sentence_block(self, chunk_id: str) -> np.ndarray | None:
+        """The vectors of a chunk's sentences, or None when the index holds none for it."""
+        if self.sentences is None or self.sentence_rows is None:
+            return None
+        if self._row_of is None:
+            self._row_of = {c.id: i for i, c in enumerate(self.chunks)}
+        i = self._row_of.get(chunk_id)
+        return None if i is None else self.sentences[self.sentence_rows[i]:self.sentence_rows[i + 1]]
 
 
 def model_build(manifest: dict) -> str | None:
@@ -123,6 +140,9 @@ def save(snapshot: Snapshot, index_dir: Path, config: IndexConfig, dim: int | No
     if snapshot.dense is not None and snapshot.vectors is not None:
         np.save(tmp / "vectors.npy", snapshot.vectors)
         snapshot.dense.save(tmp / "dense.faiss")
+        if snapshot.sentences is not None and snapshot.sentence_rows is not None:
+            np.save(tmp / "sentences.npy", snapshot.sentences.astype(np.float16))
+            np.save(tmp / "sentence_rows.npy", snapshot.sentence_rows.astype(np.int64))
     per_doc = Counter(c.doc_id for c in snapshot.chunks)  # (a sum per document was quadratic)
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     added = _dates_added(index_dir)
@@ -372,11 +392,14 @@ def _load(index_dir: Path, snap: Path, verify: bool) -> Snapshot:
         chunks = _read_chunks(snap, documents)
         with _ARRAYS_READ:
             lexical = LexicalIndex.load(snap / "lexical")
-            vectors = dense = None
+            vectors = dense = sentences = sentence_rows = None
             if manifest["mode"] == "dense":
                 vectors = np.load(snap / "vectors.npy")
                 dense = DenseIndex.load(snap / "dense.faiss", manifest["model"]["faiss"], vectors=vectors)
                 dim = manifest["model"]["dim"]
+                if "sentences.npy" in manifest["files"]:
+                    sentences = np.load(snap / "sentences.npy")
+                    sentence_rows = np.load(snap / "sentence_rows.npy")
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexCorrupt(f"The index in {index_dir} could not be read ({type(exc).__name__}); {rebuild_hint(index_dir)}.") from exc
     if lexical.size != len(chunks) or (dense is not None and dense.size != len(chunks)):
@@ -386,7 +409,12 @@ def _load(index_dir: Path, snap: Path, verify: bool) -> Snapshot:
             f"The index in {index_dir} holds {dense.dim}-dimensional vectors but its manifest says {dim}; "
             f"{rebuild_hint(index_dir)}."
         )
-    return Snapshot(documents, chunks, lexical, vectors, dense, manifest, snap)
+    if sentences is not None and not (
+        sentence_rows.shape == (len(chunks) + 1,) and sentences.ndim == 2 and sentences.shape[1] == dim
+        and sentence_rows[0] == 0 and sentence_rows[-1] == len(sentences) and (np.diff(sentence_rows) >= 0).all()
+    ):
+        raise IndexCorrupt(f"The sentence vectors of the index in {index_dir} do not match its chunks; {rebuild_hint(index_dir)}.")
+    return Snapshot(documents, chunks, lexical, vectors, dense, manifest, snap, sentences, sentence_rows)
 
 
 def _read_documents(snap: Path) -> dict[str, Document]:

@@ -130,3 +130,20 @@ def collapse_spaces(text: str) -> str:
 def years_in(text: str) -> list[int]:
     """Years mentioned, in order: years_in("năm 2023, so với 2022") == [2023, 2022]."""
     return [int(y) for y in YEAR_RE.findall(text)]
+
+
+# The sentences the answerer scores and quotes (and the index stores vectors of): a fast regex splitter.
+_SENT_SPLIT = re.compile(r"(?<=[.!?;])\s+(?=[A-ZĐÀ-Ỹ\d\[“\"-])|\n+|(?<=:)\s+(?=[A-ZĐ])")
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Sentence offsets inside `text` (a fast regex splitter, good enough for scoring)."""
+    spans = []
+    pos = 0
+    for m in _SENT_SPLIT.finditer(text):
+        if m.start() > pos:
+            spans.append((pos, m.start()))
+        pos = m.end()
+    if pos < len(text):
+        spans.append((pos, len(text)))
+    return [(s, e) for s, e in spans if text[s:e].strip()]

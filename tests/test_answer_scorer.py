@@ -21,11 +21,15 @@ ROOT = Path(__file__).resolve().parents[1]
 class _StubRetriever:
     """What the answerer reads of a retriever: the place test and the stored question–chunk cosines."""
 
-    def __init__(self, cosines: dict[str, float | None], place_of: dict[str, str] | None = None) -> None:
-        self.cosines, self.place_of = cosines, place_of or {}
+    def __init__(self, cosines: dict[str, float | None], place_of: dict[str, str] | None = None,
+                 sentences: dict[str, float] | None = None) -> None:
+        self.cosines, self.place_of, self.sentences = cosines, place_of or {}, sentences or {}
 
     def similarities(self, query, chunks):
         return [self.cosines.get(c.id) for c in chunks]
+
+    def sentence_similarities(self, query, chunk, sentences):
+        return [self.sentences.get(t) for t in sentences]
 
     def about_place(self, place, chunk):
         return self.place_of.get(chunk.id) == place
@@ -81,6 +85,32 @@ def test_the_hand_scorer_ranks_the_answer_first_and_a_lexical_index_gives_no_cos
     f = best.features
     expected = f["support"] + f["pairs"] + 0.6 + 0.25 - 0.3 * f["length"] + 0.15 - 0.4
     assert best.score == pytest.approx(expected)
+
+
+def test_sentence_cosines_are_features_and_move_the_default_ranking():
+    cosines = {"Năm 2022 có nhiều mưa.": 0.70, "Tỷ lệ hộ nghèo năm 2023 là 2,27%.": 0.90,
+               "Số hộ nghèo giảm mạnh trong giai đoạn 2016 - 2020.": 0.95}
+    sents = _features(QUERY, HITS, _StubRetriever({"a": 0.8, "b": 0.5}, sentences=cosines))
+    by_text = {s.text: s.features for s in sents}
+    assert by_text["Năm 2022 có nhiều mưa."]["sent_dense"] == pytest.approx(0.70)
+    assert by_text["Năm 2022 có nhiều mưa."]["sent_dense_gap"] == pytest.approx(-0.25)
+    assert by_text["Số hộ nghèo giảm mạnh trong giai đoạn 2016 - 2020."]["sent_dense_gap"] == pytest.approx(0.0)
+    f_answer, f_other = by_text["Tỷ lệ hộ nghèo năm 2023 là 2,27%."], by_text["Số hộ nghèo giảm mạnh trong giai đoạn 2016 - 2020."]
+    plain = AnswerScorer.hand()
+    assert plain.logit(f_answer) > plain.logit(f_other)
+    # the fitted cosine weight adds weight × gap; a large enough one lets the closer sentence win
+    heavy = AnswerScorer.hand(100.0)
+    assert heavy.logit(f_answer) - plain.logit(f_answer) == pytest.approx(100.0 * -0.05)
+    assert heavy.logit(f_other) > heavy.logit(f_answer)
+    # a retriever without sentence vectors gives None (imputed), never an error
+    sents = _features(QUERY, HITS, _StubRetriever({"a": 0.8, "b": 0.5}))
+    assert all(s.features["sent_dense"] is None and s.features["sent_dense_gap"] is None for s in sents)
+
+
+def test_the_default_ranking_uses_the_fitted_cosine_weight():
+    scorer = AnswerScorer.load(WEIGHTS_FILE)
+    assert scorer.ranking() == AnswerScorer.hand(scorer.hand_dense)
+    assert scorer.hand_dense == json.loads(WEIGHTS_FILE.read_text("utf-8"))["hand_dense"]
 
 
 def test_target_feature():

@@ -252,3 +252,36 @@ def test_year_2019_prefers_the_2019_report(rag):
 def test_province_and_year_together(rag):
     hits = rag.search("hộ nghèo", 10, province="Thừa Thiên Huế", year=2023)
     assert hits and {h.chunk.doc_id for h in hits} == {HUE}
+
+
+def test_the_best_sentence_cosine_is_a_reranking_feature(rag):
+    """Each candidate gets weight × its best question–sentence cosine, min-max scaled over the candidates;
+    no weight, or an index without sentence vectors, adds nothing."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from rag.retriever import Retriever
+
+    base = rag._retriever
+    snap = base.snapshot
+    assert snap.sentences is not None
+    retriever = Retriever(snap, base.embedder, replace(base.config, sentence_dense=0.7, sentence_dense_unaccented=0.7))
+    query = analyse("Tỷ lệ hộ nghèo Huế 2023")
+    candidates = list(range(min(12, len(snap.chunks))))
+    part = retriever._sentence_part(query, candidates)
+    qvec = retriever._query_vector(retriever.dense_text(query))
+    best = {i: max(float(v @ qvec) for v in snap.sentence_block(snap.chunks[i].id).astype(np.float32))
+            for i in candidates}
+    top, low = max(best, key=best.get), min(best, key=best.get)
+    assert part[top] == pytest.approx(0.7) and part[low] == pytest.approx(0.0)
+    assert all(0.0 <= v <= 0.7 for v in part.values()) and set(part) == set(candidates)
+    assert Retriever(snap, base.embedder, replace(base.config, sentence_dense=0.0))._sentence_part(query, candidates) == {}
+
+    class NoSentences:  # the same index without sentence vectors (one built with sentences=False, a Milvus one)
+        sentences = sentence_rows = None
+
+        def __getattr__(self, name):
+            return getattr(snap, name)
+
+    assert Retriever(NoSentences(), base.embedder, retriever.config)._sentence_part(query, candidates) == {}

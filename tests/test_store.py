@@ -138,6 +138,8 @@ def test_incremental_equals_from_scratch(built, tmp_path):
         assert (a.text, a.sha256, a.meta, a.sections, a.source) == (b.text, b.sha256, b.meta, b.sections, b.source)
     assert chunk_rows(inc) == chunk_rows(scratch)
     np.testing.assert_allclose(inc.vectors, scratch.vectors, rtol=0, atol=1e-7)
+    np.testing.assert_array_equal(inc.sentence_rows, scratch.sentence_rows)
+    np.testing.assert_array_equal(inc.sentences, scratch.sentences)  # reused blocks sit at the right chunks
     for query in QUERIES:
         np.testing.assert_allclose(inc.lexical.scores(query), scratch.lexical.scores(query), rtol=1e-6)
     for key in ("mode", "model", "chunking", "counts", "documents"):
@@ -619,3 +621,69 @@ def test_seeds_folder_is_not_modified(built):
     assert sorted(p.name for p in original.iterdir()) == sorted(p.name for p in seeds.iterdir())
     shutil.rmtree(seeds)
     assert original.is_dir()
+
+
+# ---------------------------------------------------------------- sentence vectors
+
+
+def test_sentence_vectors_are_the_embedded_sentences_of_each_chunk(built):
+    from rag.embed import HashingEmbedder
+    from rag.text import sentence_spans
+
+    _, index_dir = built
+    snap = store.load(index_dir)
+    assert snap.sentences.dtype == np.float16 and len(snap.sentence_rows) == len(snap.chunks) + 1
+    embedder = HashingEmbedder()
+    for chunk in snap.chunks[:: max(1, len(snap.chunks) // 7)]:
+        texts = [chunk.text[a:b] for a, b in sentence_spans(chunk.text)]
+        block = snap.sentence_block(chunk.id)
+        assert len(block) == len(texts) > 0
+        np.testing.assert_allclose(block.astype(np.float32), embedder.embed_documents(texts), atol=2e-3)
+    assert snap.sentence_block("no-such-chunk") is None
+
+
+def test_an_unchanged_document_keeps_its_sentence_vectors_unembedded(built, monkeypatch):
+    from rag.embed import HashingEmbedder
+
+    seeds, index_dir = built
+    before = store.load(index_dir)
+    ids = ids_by_prefix(seeds)
+    path = seeds / f"{ids['004']}.txt"
+    path.write_text(path.read_text("utf-8").replace("2,27%", "2,28%"), "utf-8")
+    embedded: list[str] = []
+    real = HashingEmbedder.embed_documents
+
+    def spy(self, texts, **kw):
+        embedded.extend(texts)
+        return real(self, texts, **kw)
+
+    monkeypatch.setattr(HashingEmbedder, "embed_documents", spy)
+    build([seeds], index_dir)
+    after = store.load(index_dir)
+    changed = [c for c in after.chunks if c.doc_id == ids["004"]]
+    assert embedded and all(any(t in c.text or t == c.index_text for c in changed) for t in embedded)
+    for chunk in before.chunks:
+        if chunk.doc_id != ids["004"]:
+            np.testing.assert_array_equal(after.sentence_block(chunk.id), before.sentence_block(chunk.id))
+
+
+def test_sentence_rows_that_do_not_fit_the_chunks_are_index_corrupt(built):
+    _, index_dir = built
+    snap = store.live_snapshot(index_dir)
+    rows = np.load(snap / "sentence_rows.npy")
+    rows[-1] += 1
+    np.save(snap / "sentence_rows.npy", rows)
+    manifest = json.loads((snap / "manifest.json").read_text("utf-8"))
+    manifest["files"]["sentence_rows.npy"] = hashlib.sha256((snap / "sentence_rows.npy").read_bytes()).hexdigest()
+    (snap / "manifest.json").write_text(json.dumps(manifest), "utf-8")
+    with pytest.raises(IndexCorrupt, match="sentence vectors"):
+        store.load(index_dir)
+
+
+def test_an_index_without_sentence_vectors_still_answers(seeds_copy, tmp_path):
+    index_dir = tmp_path / "index"
+    RAG.build([seeds_copy], index_dir, model="hashing", sentences=False)
+    snap = store.load(index_dir)
+    assert snap.sentences is None and not (snap.path / "sentences.npy").exists()
+    answer = RAG.open(index_dir).ask("Tỷ lệ hộ nghèo Huế 2023?")
+    assert answer.answer == "2,27%"
