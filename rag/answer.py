@@ -12,7 +12,7 @@ import re
 import time
 
 import numpy as np
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import compare, extract
 from .answer_scorer import BASE, TYPED, AnswerScorer
@@ -55,6 +55,7 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     retrieval_mode: str = "lexical"
     confidence: float | None = None  # the scorer's probability that the quoted sentence holds the answer
+    asked: str | None = None  # the question answered, when a follow-up was completed from earlier turns
 
     def to_json(self, qid=None) -> dict:
         """The contract's fields, in the contract's order."""
@@ -64,6 +65,7 @@ class Answer:
             "citations": [c.__dict__.copy() for c in self.citations],
             "mode": self.mode, "timings_ms": self.timings_ms,
             "confidence": None if self.confidence is None else round(self.confidence, 4),
+            "asked": self.asked or self.question,
         }
 
 
@@ -186,6 +188,7 @@ class Answerer:
         for sent in sentences[:8]:
             if measured and not _mentions(sent.text, measured):
                 continue  # "tỷ lệ hộ nghèo" was asked; this is the rate of something else
+            base = _compared_only(query, sent.text)
             tokens = _tokens(sent.text)
             spans = sent.spans
             if not spans and sent.support >= LOOSE_SUPPORT:  # no value of the type: any name will do
@@ -209,6 +212,11 @@ class Answerer:
                          + _predicate_bonus(verb, sent.text, span))
                 if _clause_is_target(sent.text, span[0]):  # "(chỉ tiêu được giao là 1,32%)"
                     score += CLAUSE_TARGET_W if wants_target else -CLAUSE_TARGET_W
+                if base:  # the year asked is only what a figure of another year is compared with
+                    change = _change_since(sent.text, span, base)
+                    if change is None:
+                        continue  # "2,27%" is 2023's rate, not 2022's
+                    span = change
                 scored.append((score, sent, span))
         if not scored:
             top = sentences[0]
@@ -389,6 +397,32 @@ _TIME = re.compile(r"\b(?:(?:cuoi|dau|giua)\s+)?(?:nam\s+)?(?:19|20)\d{2}\b")
 def _time_words(query: Query) -> set[str]:
     """The words of the question's time expressions: "cuối năm 2022" → {"cuoi", "nam", "2022"}."""
     return {t for m in _TIME.finditer(fold(query.text).lower()) for t in m.group().split()}
+
+
+def _compared_only(query: Query, sentence: str) -> list[re.Match]:
+    """The sentence's "so với năm Y" for a year asked that it names only as a comparison base
+    ("Tỷ lệ hộ nghèo 2,27%, giảm 1,29% so với năm 2022" for 2022); [] when it dates a figure to it."""
+    if len(query.years) != 1:
+        return []
+    asked = query.years[0]
+    bases = [m for m in _COMPARED_YEAR.finditer(sentence) if asked in years_in(m.group())]
+    if not bases or asked in _own_years(sentence):
+        return []
+    return bases
+
+
+def _change_since(sentence: str, span: tuple[int, int], bases: list[re.Match]) -> tuple[int, int] | None:
+    """The change that a value states against the asked year: "giảm 1,29% so với năm 2022" (its verb,
+    the value, the comparison), or None when no comparison with that year follows the value in its clause."""
+    for m in bases:
+        between = sentence[span[1]:m.start()]
+        if len(between) <= 40 and not re.search(r"[,;:()]", between):
+            words = list(re.finditer(r"\S+", sentence[max(0, span[0] - 14):span[0]]))
+            start = span[0]
+            if words and _VERB_RE.fullmatch(fold(words[-1].group()).lower()):
+                start = max(0, span[0] - 14) + words[-1].start()
+            return start, m.end()
+    return None
 
 
 def _own_years(text: str) -> list[int]:
@@ -606,6 +640,15 @@ def _free_span(query: Query, sentence: str) -> str:
     if not words:
         return sentence.strip()
     return sentence[words[0].start():words[-1].end()].strip(" ,.;:")
+
+
+def with_filters(answer: Answer, province: str | None, year: int | None) -> Answer:
+    """An abstention that says which filters limited the search ("chỉ tìm trong: tỉnh Nghệ An, năm 2022")."""
+    if not answer.abstained or not (province or year) or not answer.answer_text.endswith(")."):
+        return answer
+    limits = ", ".join(x for x in (f"tỉnh {province}" if province else "", f"năm {year}" if year else "") if x)
+    text = f"{answer.answer_text[:-2]}; bộ lọc đang bật, chỉ tìm trong: {limits} — bỏ bộ lọc để tìm trong mọi tài liệu)."
+    return replace(answer, answer_text=text)
 
 
 def abstain(query: Query, reason: str, confidence: float | None = None) -> Answer:

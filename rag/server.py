@@ -36,7 +36,7 @@ from starlette.routing import Match
 from .answer import Answer
 from . import store
 from .store import fsync_dir as _fsync_dir
-from .api import RAG, search_json
+from .api import RAG, check_history, search_json
 from .errors import IndexCorrupt, IndexLocked, IndexNotFound, RagError, TooLarge, UsageError
 from .ingest import document_file, load_document
 from .loaders import SUPPORTED, sha256
@@ -115,8 +115,10 @@ class Library:
 
     # -- reading
 
-    def ask(self, question: Any, *, k: int | None = None, province: str | None = None, year: int | None = None) -> Answer:
-        return self.rag.ask(clean_text(question), k=k, province=_opt(province, "province"), year=year)
+    def ask(self, question: Any, *, k: int | None = None, province: str | None = None, year: int | None = None,
+            history: Any = None) -> Answer:
+        return self.rag.ask(clean_text(question), k=k, province=_opt(province, "province"), year=year,
+                            history=check_history(history))
 
     def search(self, query: Any, k: int = 10, *, province: str | None = None, year: int | None = None) -> list:
         return self.rag.search(clean_text(query, "query"), k, province=_opt(province, "province"), year=year)
@@ -275,6 +277,10 @@ class AskRequest(BaseModel):
     province: str | None = Field(None, description="only documents or passages about this province")
     year: int | None = Field(None, ge=1900, le=2100, description="only documents or passages about this year")
     id: str | int | None = Field(None, description="echoed back")
+    history: Any = Field(None, description="earlier turns of the conversation, oldest first: "
+                         "[{\"question\": str, \"answer\": str, \"doc_id\": str (optional)}], at most 20; "
+                         "a follow-up question is completed from them (the answer's `asked`)",
+                         examples=[[{"question": "Tỷ lệ hộ nghèo Huế 2023?", "answer": "2,27%"}]])
 
 
 class SearchRequest(BaseModel):
@@ -357,7 +363,8 @@ def _routes(library: Library) -> APIRouter:
     @router.post("/ask", summary="Answer a question with its citations (the `rag ask --json` object)")
     def ask(body: AskRequest) -> dict:
         qid = _echo_id(body.id)
-        return library.ask(body.question, k=body.k, province=body.province, year=body.year).to_json(qid)
+        return library.ask(body.question, k=body.k, province=body.province, year=body.year,
+                           history=body.history).to_json(qid)
 
     @router.post("/search", summary="Ranked passages (the `rag search --json` object)")
     def search(body: SearchRequest) -> dict:
