@@ -259,7 +259,9 @@ def gazetteer_folded(text: str) -> list:
 def _subject(text: str) -> str:
     """The earlier question without its interrogative tail: "Số hộ nghèo … là bao nhiêu?" → "Số hộ nghèo …"."""
     head, _ = _split_question(text)
-    return head.rstrip(" ,")
+    head = head.rstrip(" ,")
+    dangling = re.search(r"(?:\s+(?:cho|cua|la|duoc|dat|co|o|tai|voi|thi|trong))+$", _fold(head))
+    return head[:dangling.start()] if dangling and dangling.start() > 0 else head
 
 
 def _split_question(text: str) -> tuple[str, str]:
