@@ -203,3 +203,20 @@ def test_abstention_names_the_active_filter(lexical):
     assert got.abstained
     assert "bộ lọc" in got.answer_text and "tỉnh Nghệ An" in got.answer_text
     assert json.dumps(got.to_json(), ensure_ascii=False)  # (serialisable)
+
+
+def test_cli_history(lexical, tmp_path, capsys):
+    from rag.cli import main
+
+    history = tmp_path / "history.json"
+    history.write_text(json.dumps([{"question": HUE_Q, "answer": "2,27%"}], ensure_ascii=False), encoding="utf-8")
+    assert main(["ask", "--index-dir", str(lexical.index_dir), "--history", str(history), "Còn năm 2022 thì sao?"]) == 0
+    out = capsys.readouterr().out
+    assert "Câu hỏi đã hiểu: Tỷ lệ hộ nghèo Thừa Thiên Huế năm 2022?" in out and "1,29%" in out
+    assert main(["ask", "--index-dir", str(lexical.index_dir), "--json", "--history", str(history),
+                 "Còn số người được giải quyết việc làm?"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert "17.034" in data["answer"] and list(data)[-2:] == ["asked", "store"]
+    history.write_text('[{"question": 1}]', encoding="utf-8")
+    assert main(["ask", "--index-dir", str(lexical.index_dir), "--history", str(history), "Còn năm 2022?"]) == 2
+    assert "history[0].question must be a string" in capsys.readouterr().err
