@@ -150,8 +150,8 @@ class Answerer:
         if self.config.confident and self.scorer.learned and confidence < self.scorer.threshold:
             return abstain(query, f"câu phù hợp nhất chỉ có độ tin cậy {confidence:.0%}, dưới ngưỡng "
                                   f"{self.scorer.threshold:.0%}", confidence)
-        citation = _citation(1, sentence)
-        answer_text = f"{sentence.text.rstrip().rstrip('.;:')} [1]."
+        citation = _citation(1, sentence, self.retriever.snapshot.documents)
+        answer_text = f"{citation.text.rstrip().rstrip('.;:')} [1]."
         return Answer(query.text, span, False, answer_text, (citation,), confidence=confidence)
 
     def confidence(self, sentence: _Sentence, sentences: list[_Sentence]) -> float:
@@ -213,6 +213,8 @@ class Answerer:
                 if _clause_is_target(sent.text, span[0]):  # "(chỉ tiêu được giao là 1,32%)"
                     score += CLAUSE_TARGET_W if wants_target else -CLAUSE_TARGET_W
                 if base:  # the year asked is only what a figure of another year is compared with
+                    if (query.expects == "percent") != ("%" in sent.text[span[0]:span[1] + 2]):
+                        continue  # "giảm 1,29%" is no count of people
                     change = _change_since(sent.text, span, base)
                     if change is None:
                         continue  # "2,27%" is 2023's rate, not 2022's
@@ -503,11 +505,32 @@ def _english(query: Query) -> bool:
     return len(_ENGLISH_WORDS & set(syllables(query.text.lower()))) >= 2
 
 
-def _citation(n: int, sent: _Sentence) -> Citation:
+def _citation(n: int, sent: _Sentence, documents=None) -> Citation:
+    """The sentence quoted; one that starts in lowercase (a chunk cut after ";": "đưa người lao động …")
+    is quoted from its sentence's start in the document ("Trong năm toàn tỉnh …; đưa người lao động …")."""
+    start, text = sent.start, sent.text
+    doc = documents.get(sent.hit.chunk.doc_id) if documents is not None else None
+    if doc is not None and text[:1].islower():
+        start = sentence_start(doc.text, sent.start)
+        text = doc.text[start:sent.end]
     return Citation(
         n=n, doc_id=sent.hit.chunk.doc_id, source=sent.hit.source, chunk_id=sent.hit.chunk.id,
-        start=sent.start, end=sent.end, text=sent.text, score=round(sent.score, 4),
+        start=start, end=sent.end, text=text, score=round(sent.score, 4),
     )
+
+
+MAX_LOOK_BACK = 600  # characters a quoted sentence is extended back, at most
+
+
+def sentence_start(text: str, pos: int) -> int:
+    """Where the sentence holding text[pos] starts (the splitter's boundaries), looking back at most
+    MAX_LOOK_BACK characters; `pos` itself when no boundary is found that close."""
+    lo = max(0, pos - MAX_LOOK_BACK)
+    start = lo if lo == 0 else None
+    for m in _SENT_SPLIT.finditer(text, lo, pos):
+        if m.end() <= pos:
+            start = m.end()
+    return pos if start is None else start
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:

@@ -392,11 +392,14 @@ def _routes(library: Library) -> APIRouter:
 
     @router.get("/documents/{doc_id}/text", response_class=HTMLResponse,
                 summary="The cleaned text as HTML, the span start–end marked (#cite)")
-    def document_text(doc_id: str, start: int | None = None, end: int | None = None) -> HTMLResponse:
-        from .chat import document_page
+    def document_text(doc_id: str, start: int | None = None, end: int | None = None,
+                      answer: str | None = None) -> HTMLResponse:
+        from .chat import MAX_MARK_CHARS, document_page
 
         doc = _get(library, doc_id)
-        return HTMLResponse(document_page(doc, start, end), headers=_PAGE_HEADERS)
+        if answer is not None and len(answer) > MAX_MARK_CHARS:
+            raise UsageError(f"The answer to mark is too long ({len(answer)} characters; at most {MAX_MARK_CHARS}).")
+        return HTMLResponse(document_page(doc, start, end, answer), headers=_PAGE_HEADERS)
 
     @router.delete("/documents/{doc_id}", summary="Remove a document from the index")
     def delete(doc_id: str) -> dict:

@@ -220,3 +220,63 @@ def test_cli_history(lexical, tmp_path, capsys):
     history.write_text('[{"question": 1}]', encoding="utf-8")
     assert main(["ask", "--index-dir", str(lexical.index_dir), "--history", str(history), "Còn năm 2022?"]) == 2
     assert "history[0].question must be a string" in capsys.readouterr().err
+
+
+# -- the chat: earlier turns from its messages, the question understood, citations (issue 16, items 1 and 7)
+
+def test_chat_passes_earlier_turns_and_shows_the_question_understood(lexical, tmp_path):
+    from rag.chat import answer_stream, conversation_turns
+    from rag.server import Library
+
+    library = Library(lexical, uploads_dir=tmp_path / "uploads")
+    messages: list = []
+    for question in (HUE_Q, "Còn số người được giải quyết việc làm?"):
+        for messages, _ in answer_stream(library, question, messages):
+            pass
+    last = messages[-1]["content"]
+    assert "Câu hỏi đã hiểu: <em>Số người được giải quyết việc làm Thừa Thiên Huế năm 2023?</em>" in last
+    assert "17.034" in last
+    assert "Câu hỏi đã hiểu" not in messages[1]["content"]  # the first question was answered as typed
+    turns = conversation_turns(messages)
+    assert turns == [
+        {"question": HUE_Q, "answer": "2,27%", "doc_id": HUE},
+        {"question": "Số người được giải quyết việc làm Thừa Thiên Huế năm 2023?", "answer": "17.034 người",
+         "doc_id": HUE},
+    ]
+    # Gradio may hand messages back with their content as parts; an error reply is no context
+    parts = [{"role": m["role"], "content": [{"type": "text", "text": m["content"]}]} for m in messages]
+    assert conversation_turns(parts) == turns
+    failed = messages + [{"role": "user", "content": "x"},
+                         {"role": "assistant", "content": '<div class="rag-answer rag-error">⚠️ lỗi</div>'}]
+    assert conversation_turns(failed) == turns
+
+
+def test_quoted_sentence_starts_at_its_sentence_not_after_a_semicolon(lexical):
+    got = lexical.ask("XKLĐ Nghệ An 2023")
+    quote = got.citations[0].text
+    assert quote.startswith("Trong năm toàn tỉnh giải quyết việc làm") and "24 ngàn người" in quote
+    doc = lexical.documents[got.citations[0].doc_id]
+    assert doc.text[got.citations[0].start:got.citations[0].end] == quote
+    assert got.answer_text.startswith("Trong năm toàn tỉnh")
+
+
+def test_source_line_and_new_tab_view(lexical, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from rag.chat import answer_html
+    from rag.server import create_app
+
+    got = lexical.ask(HUE_Q)
+    html = answer_html(got, lexical.documents, lexical.mode)
+    meta = html.split('class="rag-source-meta"', 1)[1].split("</div>", 1)[0]
+    import re
+
+    visible = re.sub(r"<[^>]+>", "", meta.split(">", 1)[1])
+    assert visible.startswith(f"{HUE}.txt · ký tự") and visible.count(HUE) == 1  # not "id · id.txt"
+    link = meta.split('href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    assert "answer=2%2C27%25" in link and link.endswith("#cite")
+    client = TestClient(create_app(rag=lexical, uploads_dir=tmp_path / "uploads", ui=False, token=""))
+    page = client.get(link.split("#")[0]).text
+    assert '<mark class="rag-span">2,27%</mark>' in page  # the answer marked inside the cited sentence
+    assert "position:sticky" in page and "scroll-margin-top" in page  # the heading stays above the citation
+    assert client.get(f"/api/documents/{HUE}/text", params={"answer": "x" * 201}).status_code == 400
