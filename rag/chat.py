@@ -232,6 +232,21 @@ document.addEventListener('toggle', function (e) {
   var box = d.querySelector('.rag-doc-text'), m = d.querySelector('mark.rag-cite');
   if (box && m) box.scrollTop += m.getBoundingClientRect().top - box.getBoundingClientRect().top - 40;
 }, true);
+// A new answer comes into view even when an expanded source above it pushed the bottom away
+// (the chatbot's own autoscroll follows only a view already at the bottom).
+(function () {
+  var seen = new WeakSet();
+  new MutationObserver(function () {
+    var chat = document.getElementById('rag-chat');
+    if (!chat) return;
+    var all = chat.querySelectorAll('.rag-answer');
+    if (!all.length) return;
+    var last = all[all.length - 1];
+    if (seen.has(last)) return;
+    all.forEach(function (a) { seen.add(a); });
+    last.scrollIntoView({block: 'nearest'});
+  }).observe(document.documentElement, {childList: true, subtree: true});
+})();
 </script>"""
 
 
