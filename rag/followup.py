@@ -88,6 +88,8 @@ _QUESTION = re.compile(r"\b(?:la bao nhieu|bao nhieu|la may|may|la gi|gi|la ai|a
 # a question that starts with its predicate has no subject of its own
 _PREDICATE = re.compile(r"^(?:chiem|dat|giam|tang|vuot|bang|so voi|tuong duong|trong do|trong so do|"
                         r"con lai|gom|bao gom)\b")
+_PREDICATE_ACCENTED = re.compile(r"^(?:chiếm|đạt|giảm|tăng|vượt|bằng|so với|tương đương|trong đó|trong số đó|"
+                                 r"còn lại|gồm|bao gồm)(?!\w)")
 _ANAPHORA = re.compile(r"\b(?:do|nay|ay|tren|kia)\b")
 _PLACE_REF = re.compile(r"\b(?:tinh|thanh pho|dia phuong|dia ban|huyen|thi xa)\s+(?:do|nay|ay|tren|kia)\b")
 _YEAR_REF = re.compile(r"\b(?:nam|cung ky)\s+(?:do|nay|ay|tren|kia)\b")
@@ -192,7 +194,7 @@ def _rewrite(typed: str, prev: _Frame) -> tuple[str, tuple[str, ...]]:
             (["year"] if not year and prev.year else [])
         return _finish(out), tuple(dict.fromkeys(inherited))
 
-    if _PREDICATE.match(_fold(measure).strip()):  # "Chiếm tỷ lệ bao nhiêu?": the earlier subject before it
+    if _no_subject(body, query.folded):  # "Chiếm tỷ lệ bao nhiêu?": the earlier subject before it
         subject = _subject(prev.text)
         if place and place != prev.place:
             subject = _put_place(subject, place)
@@ -226,19 +228,32 @@ _LAST_ASKED = re.compile(r"^(?:(?:la|duoc|dat|co|thi|bang)\s+)*(?:bao nhieu|may|
 
 
 def _insert(text: str, extra: str) -> str:
-    """`extra` (a place, a year) before a closing "là bao nhiêu?", else at the end ("… cho bao nhiêu người ở Huế?")."""
+    """`extra` (a place, a year) before a closing "là bao nhiêu?", else first ("Thừa Thiên Huế năm 2023 tạo
+    được việc làm cho bao nhiêu người?": put after the question word, "ở Huế" would be read as its noun's)."""
     head, q = _split_question(text)
     if not q or _LAST_ASKED.match(_fold(q)):
         return f"{head.rstrip(' ,')} {extra}{(' ' + q) if q else ''}"
-    body = text.rstrip(" ?.!…")
-    prefix = "ở " if not re.match(r"^(?:nam|19|20)", _fold(extra)) else ""
-    return f"{body} {prefix}{extra}{text[len(body):].strip()}"
+    first = text[:1].lower() + text[1:] if text[1:2].islower() else text
+    return f"{extra[:1].upper()}{extra[1:]} {first}"
+
+
+def _no_subject(body: str, folded: bool) -> bool:
+    """The question starts with its predicate ("Chiếm tỷ lệ bao nhiêu?"), after any place or time words;
+    accented words are compared accented ("đặt mục tiêu" is no "đạt")."""
+    text = body
+    for m in sorted(gazetteer.find_places(text), key=lambda m: -m.start):
+        text = text[:m.start] + text[m.end:]
+    text = re.sub(r"^[\s,]+", "", _TIME_ACCENTED.sub(" ", text)).lower().strip()
+    return bool(_PREDICATE.match(_fold(text)) if folded else _PREDICATE_ACCENTED.match(text))
+
+
+_TIME_ACCENTED = re.compile(r"\b(?:(?:vào\s+)?(?:cuối|đầu|giữa|trong|hết)\s+)?(?:năm\s+)?(?:19|20)\d{2}\b", re.I)
 
 
 def _measure(body: str, body_folded: str) -> str:
     """What is left of the body once places, years, anaphora and filler words are taken out."""
     spans = [(m.start, m.end) for m in gazetteer.find_places(body)]
-    spans += [(m.start(), m.end()) for m in gazetteer_folded(body)]
+    spans += [(m.start, m.end) for m in gazetteer_folded(body)]
     spans += [(m.start(), m.end()) for m in _TIME.finditer(body_folded)]
     spans += [(m.start(), m.end()) for r in (_PLACE_REF, _YEAR_REF) for m in r.finditer(body_folded)]
     keep = [True] * len(body)

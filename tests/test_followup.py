@@ -52,7 +52,13 @@ RESOLVED = [
     ([HUE_Q], "Phó Chủ tịch UBND tỉnh đó là ai?",
      "Phó Chủ tịch UBND tỉnh Thừa Thiên Huế năm 2023 là ai?", {"place", "year"}),
     ([HUE_Q], "Năm đó giải quyết việc làm cho bao nhiêu người?",
-     "Năm 2023 giải quyết việc làm cho bao nhiêu người ở Thừa Thiên Huế?", {"place", "year"}),
+     "Thừa Thiên Huế năm 2023 giải quyết việc làm cho bao nhiêu người?", {"place", "year"}),
+    ([HUE_Q], "Còn tạo được việc làm cho bao nhiêu người?",
+     "Thừa Thiên Huế năm 2023 tạo được việc làm cho bao nhiêu người?", {"place", "year"}),
+    # "đặt mục tiêu" is no predicate "đạt" (they fold alike): a new measure, not the earlier subject's
+    (["Chỉ tiêu xuất khẩu lao động năm 2024 của Hòa Bình là bao nhiêu người?"],
+     "Còn đặt mục tiêu giải quyết việc làm trong nước cho bao nhiêu lao động?",
+     "Hòa Bình năm 2024 đặt mục tiêu giải quyết việc làm trong nước cho bao nhiêu lao động?", {"place", "year"}),
     # a chain: the third turn builds on the second, itself a follow-up
     ([HUE_Q, "Còn năm 2022 thì sao?"], "Còn Nghệ An?", "Tỷ lệ hộ nghèo Nghệ An năm 2022?", {"measure", "year"}),
     ([HUE_Q, "Còn số người được giải quyết việc làm?"], "Còn năm 2024?",
