@@ -286,3 +286,21 @@ def test_source_line_and_new_tab_view(lexical, tmp_path):
     assert '<mark class="rag-span">2,27%</mark>' in page  # the answer marked inside the cited sentence
     assert "position:sticky" in page and "scroll-margin-top" in page  # the heading stays above the citation
     assert client.get(f"/api/documents/{HUE}/text", params={"answer": "x" * 201}).status_code == 400
+
+
+def test_follow_up_with_an_llm(lexical, monkeypatch):
+    """The LLM is given the completed question, and its checked answer says which question it answered."""
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    from rag import generate
+
+    recorded = Path(__file__).parent / "fixtures" / "llm" / "openai_correct.json"
+    reply = json.loads(recorded.read_text(encoding="utf-8"))["choices"][0]["message"]["content"]
+    asked: list[str] = []
+    real = generate.prompt_messages
+    monkeypatch.setattr(generate, "prompt_messages", lambda q, hits: asked.append(q) or real(q, hits))
+    llm_rag = RAG.open(lexical.index_dir, llm=FakeListChatModel(responses=[reply]))
+    got = llm_rag.ask("Còn Huế năm 2023 thì sao?", history=[{"question": "Tỷ lệ hộ nghèo Hòa Bình năm 2022?"}])
+    assert asked == ["Tỷ lệ hộ nghèo Thừa Thiên Huế năm 2023?"]
+    assert got.mode == "generative" and got.answer == "2,27%" and got.asked == asked[0]
+    assert got.to_json()["asked"] == asked[0] and got.question == "Còn Huế năm 2023 thì sao?"
