@@ -38,7 +38,8 @@ def test_seed_questions_through_a_live_model(tmp_path):
     for row in rows:
         # the model was really asked: every answer is its checked one, or the extractive one with the reason
         assert row["mode"] == "generative" or row["fallback"], row
-        assert not (row["fallback"] or "").startswith(("cannot reach", "connection")), row
+        reason = row["fallback"] or ""
+        assert "is unreachable" not in reason and "did not answer in time" not in reason, row
         if row["mode"] == "extractive":  # the fallback is exactly the extractive answer
             assert row["right"] == row["extractive_right"], row
     print(live.summary(rows))
