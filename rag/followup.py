@@ -27,7 +27,7 @@ The rules, on the folded text (so unaccented questions work too):
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from . import gazetteer
@@ -90,14 +90,23 @@ _PREDICATE = re.compile(r"^(?:chiem|dat|giam|tang|vuot|bang|so voi|tuong duong|t
                         r"con lai|gom|bao gom)\b")
 _PREDICATE_ACCENTED = re.compile(r"^(?:chiếm|đạt|giảm|tăng|vượt|bằng|so với|tương đương|trong đó|trong số đó|"
                                  r"còn lại|gồm|bao gồm)(?!\w)")
-_ANAPHORA = re.compile(r"\b(?:do|nay|ay|tren|kia)\b")
-_PLACE_REF = re.compile(r"\b(?:tinh|thanh pho|dia phuong|dia ban|huyen|thi xa)\s+(?:do|nay|ay|tren|kia)\b")
-_YEAR_REF = re.compile(r"\b(?:nam|cung ky)\s+(?:do|nay|ay|tren|kia)\b")
-_DOC_REF = re.compile(r"\b(?:tai lieu|bao cao|van ban|bai viet|bai bao|hoi nghi)\s+(?:do|nay|ay|tren|kia)\b")
+_POINTERS = ("đó", "này", "ấy", "trên", "kia")  # "tỉnh đó": accented, "do" (by) is no "đó" (that)
+
+
+def _refs(*heads: str) -> tuple[re.Pattern, re.Pattern]:
+    """(accented, folded) patterns of "<head> đó/này/…"; the folded one is for unaccented questions."""
+    accented = rf"(?<!\w)(?:{'|'.join(heads)})\s+(?:{'|'.join(_POINTERS)})(?!\w)" if heads else \
+        rf"(?<!\w)(?:{'|'.join(_POINTERS)})(?!\w)"
+    return re.compile(accented), re.compile(fold(accented))
+
+
+_ANAPHORA = _refs()
+_PLACE_REF = _refs("tỉnh", "thành phố", "địa phương", "địa bàn", "huyện", "thị xã")
+_YEAR_REF = _refs("năm", "cùng kỳ")
+_DOC_REF = _refs("tài liệu", "báo cáo", "văn bản", "bài viết", "bài báo", "hội nghị")
 _TIME = re.compile(r"\b(?:(?:vao\s+)?(?:cuoi|dau|giua|trong|het)\s+)?(?:nam\s+)?(?:19|20)\d{2}\b")
 _COMPARED = re.compile(r"\b(?:so voi|bang|nhu)\s+(?:cung ky\s+)?(?:nam\s+)?(?:19|20)\d{2}\b")
 _PLACE_LEAD = re.compile(r"(?:\b(?:o|tai|cua|tinh|thanh pho|tp\.?)\s+)+$")
-_FILLER = re.compile(r"^(?:ve|cua|o|tai|thi|voi|la|,|\s)+|(?:\s|,|\bthi\b|\bla\b|\bcua\b|\bo\b|\btai\b)+$")
 
 
 def resolve(question: str, history: Sequence[Turn | Mapping] = (), *,
@@ -122,11 +131,6 @@ def resolve(question: str, history: Sequence[Turn | Mapping] = (), *,
         return Resolution(question=typed, asked=typed)
     asked, inherited = _rewrite(typed, frame)
     return Resolution(question=typed, asked=asked, inherited=inherited)
-
-
-def turns(history: Iterable[Mapping]) -> list[Turn]:
-    """Turns from the API's {"question", "answer", "doc_id"?} objects (ValueError when malformed)."""
-    return [_turn(t) for t in history]
 
 
 def _turn(item: Turn | Mapping) -> Turn:
@@ -171,7 +175,10 @@ def _rewrite(typed: str, prev: _Frame) -> tuple[str, tuple[str, ...]]:
     tail = _TAIL.search(body_folded)
     if tail and marked:
         body, body_folded = body[:tail.start()], body_folded[:tail.start()]
-    place_ref, year_ref, doc_ref = (bool(r.search(body_folded)) for r in (_PLACE_REF, _YEAR_REF, _DOC_REF))
+    plain = body_folded if query.folded else body.lower()  # what the pointer patterns read
+    pick = 1 if query.folded else 0
+    place_ref, year_ref, doc_ref, pointer = (bool(r[pick].search(plain))
+                                             for r in (_PLACE_REF, _YEAR_REF, _DOC_REF, _ANAPHORA))
     measure = _measure(body, body_folded)
     inherited: list[str] = []
     place = query.subplace or query.place
@@ -203,16 +210,16 @@ def _rewrite(typed: str, prev: _Frame) -> tuple[str, tuple[str, ...]]:
         predicate = _strip_time_place(text[start:], query) if (place or year) else text[start:]
         return _finish(f"{subject} {_lower_first(predicate)}"), ("subject",)
 
-    if not (marked or place_ref or year_ref or doc_ref or (_ANAPHORA.search(body_folded) and not place and not year)):
+    if not (marked or place_ref or year_ref or doc_ref or (pointer and not place and not year)):
         return text, ()  # a question of its own
     out = body  # without "Còn …" and "… thì sao"
     want_place = prev.place if not place else None
     want_year = prev.year if not year else None
     if place_ref and want_place:
-        out = _sub_folded(out, _PLACE_REF, lambda s: f"{s.split()[0]} {want_place}")
+        out = _sub_at(out, _PLACE_REF[pick], plain, lambda s: f"{s.split()[0]} {want_place}")
         want_place, inherited = None, inherited + ["place"]
     if year_ref and want_year:
-        out = _sub_folded(out, _YEAR_REF, lambda s: f"năm {want_year}")
+        out = _sub_at(out, _YEAR_REF[pick], plain, lambda s: f"năm {want_year}")
         want_year, inherited = None, inherited + ["year"]
     extra = " ".join(x for x in (want_place, f"năm {want_year}" if want_year else "") if x)
     if extra:
@@ -255,7 +262,7 @@ def _measure(body: str, body_folded: str) -> str:
     spans = [(m.start, m.end) for m in gazetteer.find_places(body)]
     spans += [(m.start, m.end) for m in gazetteer_folded(body)]
     spans += [(m.start(), m.end()) for m in _TIME.finditer(body_folded)]
-    spans += [(m.start(), m.end()) for r in (_PLACE_REF, _YEAR_REF) for m in r.finditer(body_folded)]
+    spans += [(m.start(), m.end()) for r in (_PLACE_REF[1], _YEAR_REF[1]) for m in r.finditer(body_folded)]
     keep = [True] * len(body)
     for a, b in spans:
         for i in range(a, min(b, len(body))):
@@ -338,10 +345,10 @@ def _strip_time_place(text: str, query: Query) -> str:
     return collapse_spaces(text)
 
 
-def _sub_folded(text: str, pattern: re.Pattern, repl: Callable[[str], str]) -> str:
-    folded = _fold(text)
+def _sub_at(text: str, pattern: re.Pattern, plain: str, repl: Callable[[str], str]) -> str:
+    """`text` with each match of `pattern` in `plain` (its folded or lowercased twin, same offsets) replaced."""
     out, pos = [], 0
-    for m in pattern.finditer(folded):
+    for m in pattern.finditer(plain):
         out += [text[pos:m.start()], repl(text[m.start():m.end()])]
         pos = m.end()
     return "".join(out) + text[pos:]
@@ -363,4 +370,4 @@ def _fold(text: str) -> str:
     return "".join((fold(c) or c)[:1] for c in text).lower()
 
 
-__all__ = ["MAX_FIELD_CHARS", "MAX_TURNS", "Resolution", "Turn", "resolve", "turns"]
+__all__ = ["MAX_FIELD_CHARS", "MAX_TURNS", "Resolution", "Turn", "resolve"]

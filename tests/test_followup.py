@@ -51,6 +51,8 @@ RESOLVED = [
     # words that point back: "tỉnh đó", "năm đó"
     ([HUE_Q], "Phó Chủ tịch UBND tỉnh đó là ai?",
      "Phó Chủ tịch UBND tỉnh Thừa Thiên Huế năm 2023 là ai?", {"place", "year"}),
+    ([HUE_Q], "pho chu tich ubnd tinh do la ai?", "Pho chu tich ubnd tinh Thừa Thiên Huế năm 2023 la ai?",
+     {"place", "year"}),
     ([HUE_Q], "Năm đó giải quyết việc làm cho bao nhiêu người?",
      "Thừa Thiên Huế năm 2023 giải quyết việc làm cho bao nhiêu người?", {"place", "year"}),
     ([HUE_Q], "Còn tạo được việc làm cho bao nhiêu người?",
@@ -73,6 +75,7 @@ RESOLVED = [
      "Tỷ lệ hộ nghèo Hòa Bình năm 2023 còn bao nhiêu phần trăm?", set()),
     ([HUE_Q], "Còn ở Nghệ An năm 2023 thì tỷ lệ hộ nghèo là bao nhiêu?",
      "Còn ở Nghệ An năm 2023 thì tỷ lệ hộ nghèo là bao nhiêu?", set()),
+    ([HUE_Q], "Hội nghị do ai chủ trì?", "Hội nghị do ai chủ trì?", set()),  # "do" (by) is no "đó" (that)
     ([], "Còn năm 2022 thì sao?", "Còn năm 2022 thì sao?", set()),
     ([HUE_Q], "Thì sao?", "Thì sao?", set()),  # nothing to complete with: asked as typed
 ]
