@@ -113,9 +113,10 @@ def right(answer, item: dict) -> bool:
     return not answer.abstained and contains_answer(answer.answer, item["answers"])
 
 
-def run(url: str, index_dir: Path, items: list[dict], *, timeout_s: float = 120.0) -> list[dict]:
+def run(url: str, index_dir: Path, items: list[dict], *, timeout_s: float = 120.0, max_tokens: int = 512) -> list[dict]:
     """Each question through the LLM and through the extractive answerer alone."""
-    llm = RAG.open(index_dir, llm=LLMConfig.from_url(url, model=MODEL_NAME, timeout_s=timeout_s))
+    config = LLMConfig.from_url(url, model=MODEL_NAME, timeout_s=timeout_s, max_tokens=max_tokens)
+    llm = RAG.open(index_dir, llm=config)
     plain = RAG.open(index_dir, llm=False)
     rows = []
     for item in items:
@@ -161,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="only the first N gold questions")
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds per LLM request")
     parser.add_argument("--threads", type=int, default=1, help="the server's threads")
+    parser.add_argument("--max-tokens", type=int, default=512, help="tokens the model may write (the product's: 512)")
     parser.add_argument("--json", type=Path, help="write the summary and every row here")
     args = parser.parse_args(argv)
     if not has_server(args.python):
@@ -172,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         index_dir = Path(tempfile.mkdtemp()) / "index"
         RAG.build([ROOT / "seeds"], index_dir, model="none", llm=False)
     with LlamaServer(args.python, model_path(args.python), threads=args.threads) as server:
-        rows = run(server.url, index_dir, gold(args.limit), timeout_s=args.timeout)
+        rows = run(server.url, index_dir, gold(args.limit), timeout_s=args.timeout, max_tokens=args.max_tokens)
     result = {"summary": summary(rows), "rows": rows}
     print(json.dumps(result["summary"], ensure_ascii=False, indent=1))
     if args.json:
