@@ -12,7 +12,7 @@ import re
 import time
 
 import numpy as np
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import compare, extract
 from .answer_scorer import BASE, TYPED, AnswerScorer
@@ -20,7 +20,7 @@ from .lexical import tokenize
 from .query import analyse
 from .retriever import Retriever
 from .tables import cell_header, cell_span, value_spans
-from .text import fold, sentence_spans, syllables, years_in
+from .text import _SENT_SPLIT, fold, sentence_spans, syllables, years_in
 from .types import Hit, Query
 
 _TARGET = re.compile(r"(?<!chương trình )mục tiêu|phấn đấu|dự kiến|chỉ tiêu (?:chủ yếu|chính)|\btarget|\bgoal", re.I)
@@ -67,6 +67,7 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     retrieval_mode: str = "lexical"
     confidence: float | None = None  # the scorer's probability that the quoted sentence holds the answer
+    asked: str | None = None  # the question answered, when a follow-up was completed from earlier turns
 
     def to_json(self, qid=None) -> dict:
         """The contract's fields, in the contract's order."""
@@ -76,6 +77,7 @@ class Answer:
             "citations": [c.__dict__.copy() for c in self.citations],
             "mode": self.mode, "timings_ms": self.timings_ms,
             "confidence": None if self.confidence is None else round(self.confidence, 4),
+            "asked": self.asked or self.question,
         }
 
 
@@ -160,8 +162,8 @@ class Answerer:
         if self.config.confident and self.scorer.learned and confidence < self.scorer.threshold:
             return abstain(query, f"câu phù hợp nhất chỉ có độ tin cậy {confidence:.0%}, dưới ngưỡng "
                                   f"{self.scorer.threshold:.0%}", confidence)
-        citation = _citation(1, sentence)
-        answer_text = f"{sentence.text.rstrip().rstrip('.;:')} [1]."
+        citation = _citation(1, sentence, self.retriever.snapshot.documents)
+        answer_text = f"{citation.text.rstrip().rstrip('.;:')} [1]."
         return Answer(query.text, span, False, answer_text, (citation,), confidence=confidence)
 
     def confidence(self, sentence: _Sentence, sentences: list[_Sentence]) -> float:
@@ -198,6 +200,7 @@ class Answerer:
         for sent in sentences[:8]:
             if measured and not _mentions(sent.text, measured):
                 continue  # "tỷ lệ hộ nghèo" was asked; this is the rate of something else
+            base = _compared_only(query, sent.text)
             tokens = _tokens(sent.text)
             spans = sent.spans
             if not spans and sent.support >= LOOSE_SUPPORT:  # no value of the type: any name will do
@@ -223,6 +226,13 @@ class Answerer:
                          + _predicate_bonus(verb, sent.text, span))
                 if _clause_is_target(sent.text, span[0]):  # "(chỉ tiêu được giao là 1,32%)"
                     score += CLAUSE_TARGET_W if wants_target else -CLAUSE_TARGET_W
+                if base:  # the year asked is only what a figure of another year is compared with
+                    if (query.expects == "percent") != ("%" in sent.text[span[0]:span[1] + 2]):
+                        continue  # "giảm 1,29%" is no count of people
+                    change = _change_since(sent.text, span, base)
+                    if change is None:
+                        continue  # "2,27%" is 2023's rate, not 2022's
+                    span = change
                 header = cell_header(sent.text, span[0])
                 if header is not None:  # a table row: the column asked ("Năm 2023: 2,27%", not "Năm 2022: 3,56%")
                     score += _column_bonus(query, header, asked_words, wants_target)
@@ -432,6 +442,32 @@ def _time_words(query: Query) -> set[str]:
     return {t for m in _TIME.finditer(fold(query.text).lower()) for t in m.group().split()}
 
 
+def _compared_only(query: Query, sentence: str) -> list[re.Match]:
+    """The sentence's "so với năm Y" for a year asked that it names only as a comparison base
+    ("Tỷ lệ hộ nghèo 2,27%, giảm 1,29% so với năm 2022" for 2022); [] when it dates a figure to it."""
+    if len(query.years) != 1:
+        return []
+    asked = query.years[0]
+    bases = [m for m in _COMPARED_YEAR.finditer(sentence) if asked in years_in(m.group())]
+    if not bases or asked in _own_years(sentence):
+        return []
+    return bases
+
+
+def _change_since(sentence: str, span: tuple[int, int], bases: list[re.Match]) -> tuple[int, int] | None:
+    """The change that a value states against the asked year: "giảm 1,29% so với năm 2022" (its verb,
+    the value, the comparison), or None when no comparison with that year follows the value in its clause."""
+    for m in bases:
+        between = sentence[span[1]:m.start()]
+        if len(between) <= 40 and not re.search(r"[,;:()]", between):
+            words = list(re.finditer(r"\S+", sentence[max(0, span[0] - 14):span[0]]))
+            start = span[0]
+            if words and _VERB_RE.fullmatch(fold(words[-1].group()).lower()):
+                start = max(0, span[0] - 14) + words[-1].start()
+            return start, m.end()
+    return None
+
+
 def _own_years(text: str) -> list[int]:
     """The years a text dates its figures to: not those it compares with ("so với năm 2021")."""
     return years_in(_COMPARED_YEAR.sub(" ", text))
@@ -510,11 +546,32 @@ def _english(query: Query) -> bool:
     return len(_ENGLISH_WORDS & set(syllables(query.text.lower()))) >= 2
 
 
-def _citation(n: int, sent: _Sentence) -> Citation:
+def _citation(n: int, sent: _Sentence, documents=None) -> Citation:
+    """The sentence quoted; one that starts in lowercase (a chunk cut after ";": "đưa người lao động …")
+    is quoted from its sentence's start in the document ("Trong năm toàn tỉnh …; đưa người lao động …")."""
+    start, text = sent.start, sent.text
+    doc = documents.get(sent.hit.chunk.doc_id) if documents is not None else None
+    if doc is not None and text[:1].islower():
+        start = sentence_start(doc.text, sent.start)
+        text = doc.text[start:sent.end]
     return Citation(
         n=n, doc_id=sent.hit.chunk.doc_id, source=sent.hit.source, chunk_id=sent.hit.chunk.id,
-        start=sent.start, end=sent.end, text=sent.text, score=round(sent.score, 4),
+        start=start, end=sent.end, text=text, score=round(sent.score, 4),
     )
+
+
+MAX_LOOK_BACK = 600  # characters a quoted sentence is extended back, at most
+
+
+def sentence_start(text: str, pos: int) -> int:
+    """Where the sentence holding text[pos] starts (the splitter's boundaries), looking back at most
+    MAX_LOOK_BACK characters; `pos` itself when no boundary is found that close."""
+    lo = max(0, pos - MAX_LOOK_BACK)
+    start = lo if lo == 0 else None
+    for m in _SENT_SPLIT.finditer(text, lo, pos):
+        if m.end() <= pos:
+            start = m.end()
+    return pos if start is None else start
 
 
 def _question_words(retriever: Retriever, query: Query) -> tuple[set[str], dict[str, float]]:
@@ -634,6 +691,15 @@ def _free_span(query: Query, sentence: str) -> str:
     if not words:
         return sentence.strip()
     return sentence[words[0].start():words[-1].end()].strip(" ,.;:")
+
+
+def with_filters(answer: Answer, province: str | None, year: int | None) -> Answer:
+    """An abstention that says which filters limited the search ("chỉ tìm trong: tỉnh Nghệ An, năm 2022")."""
+    if not answer.abstained or not (province or year) or not answer.answer_text.endswith(")."):
+        return answer
+    limits = ", ".join(x for x in (f"tỉnh {province}" if province else "", f"năm {year}" if year else "") if x)
+    text = f"{answer.answer_text[:-2]}; bộ lọc đang bật, chỉ tìm trong: {limits} — bỏ bộ lọc để tìm trong mọi tài liệu)."
+    return replace(answer, answer_text=text)
 
 
 def abstain(query: Query, reason: str, confidence: float | None = None) -> Answer:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import backend, indexer, store
-from .answer import Answer, Answerer
+from . import backend, followup, indexer, store
+from .answer import Answer, Answerer, with_filters
 from .backend import StoreConfig
 from .chunker import ChunkConfig
 from .embed import DEFAULT_MODEL, Embedder, ModelUnavailable, describe, load_embedder, warn
@@ -25,6 +26,7 @@ from .query import EmptyQuestion
 from .retriever import RetrievalConfig, Retriever
 from .store import IndexConfig
 from .text import lone_surrogate
+from .followup import Turn
 from .types import Document, Hit
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -163,20 +165,34 @@ class RAG:
         except EmptyQuestion as exc:
             raise UsageError(f"The query is empty ({exc}).") from exc
 
-    def ask(self, question: str, *, k: int | None = None, province: str | None = None, year: int | None = None) -> Answer:
+    def ask(self, question: str, *, k: int | None = None, province: str | None = None, year: int | None = None,
+            history: Sequence[Mapping | Turn] | None = None) -> Answer:
         """The short answer with its citation, or an abstention; written by the LLM when one is set
-        (`mode` "generative"), else, or when its answer fails the checks, extractive."""
+        (`mode` "generative"), else, or when its answer fails the checks, extractive.
+
+        `history`: the conversation's earlier turns, oldest first (`{"question", "answer", "doc_id"?}`);
+        a follow-up ("Còn năm 2022 thì sao?") is completed from them, and `Answer.asked` says how."""
         _check_text(question, "question")
         if k is not None:
             _check_k(k)
+        turns = check_history(history)
         try:
+            resolution = followup.resolve(question, turns, document=self._document_place)
+            asked = resolution.asked
             if self._llm is not None:
                 from .generate import GenerativeAnswerer
 
-                return GenerativeAnswerer(self._retriever, self._llm).ask(question, k=k, province=province, year=year)
-            return Answerer(self._retriever).ask(question, k=k, province=province, year=year)
+                answer = GenerativeAnswerer(self._retriever, self._llm).ask(asked, k=k, province=province, year=year)
+            else:
+                answer = Answerer(self._retriever).ask(asked, k=k, province=province, year=year)
         except EmptyQuestion as exc:  # only the question's analysis: other ValueErrors are bugs, not bad input
             raise UsageError(f"The question is empty ({exc}).") from exc
+        answer = with_filters(answer, province, year)
+        return replace(answer, question=resolution.question, asked=answer.question)
+
+    def _document_place(self, doc_id: str) -> tuple[str | None, int | None]:
+        doc = self.documents.get(doc_id)
+        return (doc.meta.province, doc.meta.year) if doc is not None else (None, None)
 
     # -- writing
 
@@ -220,6 +236,42 @@ def _check_text(text: str, what: str) -> None:
     bad = lone_surrogate(text)
     if bad:
         raise UsageError(f"The {what} is not valid Unicode text (it holds a lone surrogate, {bad}).")
+
+
+def check_history(history) -> list[Turn]:
+    """The earlier turns, or UsageError: a list of at most followup.MAX_TURNS objects whose "question"
+    (required), "answer" and "doc_id" are strings of at most followup.MAX_FIELD_CHARS characters."""
+    if history is None:
+        return []
+    if isinstance(history, (str, bytes, Mapping)) or not isinstance(history, Sequence):
+        raise UsageError("history must be a list of earlier turns ({\"question\": …, \"answer\": …}), oldest first.")
+    if len(history) > followup.MAX_TURNS:
+        raise UsageError(f"history holds {len(history)} turns; at most {followup.MAX_TURNS} (send the latest ones).")
+    turns = []
+    for n, item in enumerate(history):
+        if isinstance(item, Turn):
+            item = {"question": item.question, "answer": item.answer, "doc_id": item.doc_id}
+        if not isinstance(item, Mapping):
+            raise UsageError(f"history[{n}] must be an object with a \"question\" and an \"answer\".")
+        unknown = set(item) - {"question", "answer", "doc_id"}
+        if unknown:
+            raise UsageError(f"history[{n}] has an unknown field {sorted(unknown)[0]!r} "
+                             "(allowed: question, answer, doc_id).")
+        if "question" not in item:
+            raise UsageError(f"history[{n}] has no \"question\".")
+        for key in ("question", "answer", "doc_id"):
+            value = item.get(key)
+            if value is None and key != "question":
+                continue
+            if not isinstance(value, str):
+                raise UsageError(f"history[{n}].{key} must be a string.")
+            if len(value) > followup.MAX_FIELD_CHARS:
+                raise UsageError(f"history[{n}].{key} is too long ({len(value)} characters; "
+                                 f"at most {followup.MAX_FIELD_CHARS}).")
+            if lone_surrogate(value):
+                raise UsageError(f"history[{n}].{key} is not valid Unicode text (it holds a lone surrogate).")
+        turns.append(Turn(item["question"], item.get("answer") or "", item.get("doc_id")))
+    return turns
 
 
 def _check_k(k: int) -> None:

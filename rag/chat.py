@@ -15,6 +15,7 @@ import hmac
 import html
 import inspect
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -41,6 +42,7 @@ EXAMPLES = (
     "Giá vàng SJC hôm nay?",
 )
 ALL = "Tất cả"
+MAX_MARK_CHARS = 200  # of the answer carried to the new-tab view to be marked there
 DOC_WINDOW = 30_000  # characters of a long document shown around the citation inside the chat
 STREAM_STEPS = 10
 STREAM_DELAY = 0.03  # seconds between streamed pieces
@@ -93,30 +95,35 @@ def document_html(doc, start: int, end: int, answer: str | None = None, window: 
     return f'{before}<mark class="rag-cite" id="cite">{inner}</mark>{after}'
 
 
-def document_page(doc, start: int | None = None, end: int | None = None) -> str:
-    """A whole standalone page for /api/documents/{id}/text: the escaped text, the span marked at #cite."""
+def document_page(doc, start: int | None = None, end: int | None = None, answer: str | None = None) -> str:
+    """A whole standalone page for /api/documents/{id}/text: the escaped text, the span marked at #cite and
+    the answer inside it marked too; the heading stays on top and the citation opens below it, not flush."""
     ok = start is not None and end is not None and 0 <= start < end <= len(doc.text)
-    body = document_html(doc, start, end, window=None) if ok else esc(doc.text)
+    body = document_html(doc, start, end, answer=answer or None, window=None) if ok else esc(doc.text)
     title = esc(doc.meta.title or doc.id)
     return (
         "<!doctype html><html lang=\"vi\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
         f"<title>{title}</title><style>{_PAGE_CSS}</style></head><body>"
-        f"<h1>{title}</h1><p class=\"meta\">{esc(doc.id)} · {esc(doc.source)}</p>"
-        f"<div class=\"text\">{body}</div></body></html>"
+        f"<header><h1>{title}</h1><p class=\"meta\">{esc(Path(doc.source).name or doc.id)}</p></header>"
+        f"<main class=\"text\">{body}</main></body></html>"
     )
 
 
 _PAGE_CSS = (
-    "body{font:16px/1.6 system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;color:#1f2937}"
-    "h1{font-size:1.3rem}.meta{color:#6b7280;font-size:.9rem}.text{white-space:pre-wrap}"
-    "mark{background:#fde68a;padding:0 .1em}mark.rag-span{background:#f59e0b}"
+    "body{font:16px/1.6 system-ui,sans-serif;max-width:52rem;margin:0 auto;padding:0 1rem 2rem;color:#1f2937}"
+    "header{position:sticky;top:0;background:#fff;padding:1rem 0 .5rem;border-bottom:1px solid #e5e7eb}"
+    "h1{font-size:1.3rem;margin:0}.meta{color:#6b7280;font-size:.9rem;margin:.2rem 0 0}.text{white-space:pre-wrap}"
+    "mark{background:#fde68a;padding:0 .1em}mark.rag-span{background:#f59e0b;font-weight:600}"
+    "#cite{scroll-margin-top:35vh}"  # the cited sentence opens a third of the way down, under the heading
 )
 
 
 def source_html(c: Citation, answer: str | None, doc) -> str:
     name = Path(c.source).name
     title = doc.meta.title if doc is not None else ""
-    link = esc(f"/api/documents/{quote(c.doc_id, safe='')}/text?start={c.start}&end={c.end}#cite")
+    mark = f"&answer={quote(answer[:MAX_MARK_CHARS], safe='')}" if answer else ""
+    link = esc(f"/api/documents/{quote(c.doc_id, safe='')}/text?start={c.start}&end={c.end}{mark}#cite")
     full = ""
     if doc is not None:
         full = (
@@ -127,7 +134,7 @@ def source_html(c: Citation, answer: str | None, doc) -> str:
         f'<div class="rag-source">'
         f'<div class="rag-source-head"><span class="rag-n">[{c.n}]</span> '
         f'<span class="rag-doc-title">{esc(title or name)}</span></div>'
-        f'<div class="rag-source-meta">{esc(c.doc_id)} · {esc(name)} · {where_html(c)} · '
+        f'<div class="rag-source-meta">{esc(name)} · {where_html(c)} · '
         f'<a href="{link}" target="_blank" rel="noopener">mở trong tab mới</a></div>'
         f'<blockquote class="rag-quote">{quote_html(c, answer)}</blockquote>{full}</div>'
     )
@@ -146,7 +153,11 @@ def where_html(c: Citation) -> str:
 
 def answer_html(answer: Answer, documents: dict, retrieval_mode: str) -> str:
     """One assistant message: the short answer, the sentence, the numbered sources, the mode."""
-    parts = ['<div class="rag-answer">']
+    asked = answer.asked if answer.asked and answer.asked != answer.question else ""
+    parts = [f'<div class="rag-answer" data-doc="{esc(answer.citations[0].doc_id) if answer.citations else ""}"'
+             f' data-asked="{esc(answer.asked or answer.question)}" data-answer="{esc(answer.answer or "")}">']
+    if asked:
+        parts.append(f'<div class="rag-asked">Câu hỏi đã hiểu: <em>{esc(asked)}</em></div>')
     if answer.abstained:
         parts.append('<div class="rag-abstain">⚠️ Không tìm thấy câu trả lời trong các tài liệu</div>')
     elif answer.answer:
@@ -202,6 +213,7 @@ def llm_notice(llm: dict | None) -> str:
 CSS = """
 .rag-answer .rag-short { font-size: 1.05em; margin-bottom: .3em; }
 .rag-answer .rag-abstain { font-weight: 600; color: #b45309; margin-bottom: .3em; }
+.rag-answer .rag-asked { color: #4b5563; font-size: .95em; margin-bottom: .3em; }
 .rag-answer .rag-error { color: #b91c1c; }
 .rag-answer .rag-sources { margin-top: .6em; border-top: 1px solid #e5e7eb; padding-top: .4em; }
 .rag-answer .rag-sources-title { font-weight: 600; font-size: .9em; color: #4b5563; }
@@ -243,6 +255,21 @@ document.addEventListener('toggle', function (e) {
   var box = d.querySelector('.rag-doc-text'), m = d.querySelector('mark.rag-cite');
   if (box && m) box.scrollTop += m.getBoundingClientRect().top - box.getBoundingClientRect().top - 40;
 }, true);
+// A new answer comes into view even when an expanded source above it pushed the bottom away
+// (the chatbot's own autoscroll follows only a view already at the bottom).
+(function () {
+  var seen = new WeakSet();
+  new MutationObserver(function () {
+    var chat = document.getElementById('rag-chat');
+    if (!chat) return;
+    var all = chat.querySelectorAll('.rag-answer');
+    if (!all.length) return;
+    var last = all[all.length - 1];
+    if (seen.has(last)) return;
+    all.forEach(function (a) { seen.add(a); });
+    last.scrollIntoView({block: 'nearest'});
+  }).observe(document.documentElement, {childList: true, subtree: true});
+})();
 </script>"""
 
 
@@ -259,6 +286,7 @@ def answer_stream(library: Library, message, history, province=None, year=None, 
     with the finished answer.
     """
     history = list(history or [])
+    turns = conversation_turns(history) if turns is None else turns
     try:
         question = _question(message)
     except UsageError as exc:
@@ -388,6 +416,46 @@ def documents_page(rows: list[dict], query: str = "", page: int = 0) -> tuple[st
 
 def conversation_label(c: dict) -> str:
     return f'{short_title(c.get("title") or "Hội thoại", 50)} · {_date(c.get("updated") or "")} · {len(c.get("turns", []))} câu'
+
+
+_TAG = re.compile(r"<[^>]*>")
+_DATA = re.compile(r'<div class="rag-answer"[^>]*?\sdata-doc="([^"]*)"[^>]*?\sdata-asked="([^"]*)"'
+                   r'[^>]*?\sdata-answer="([^"]*)"')
+
+
+def conversation_turns(messages: list, limit: int | None = None) -> list[dict]:
+    """The chat's earlier turns as the API's history ([{"question", "answer", "doc_id"}], oldest first):
+    each user message with the answer that followed it. The question is the one the answer says it
+    answered (a follow-up already completed), so that the next follow-up builds on it."""
+    from .followup import MAX_FIELD_CHARS, MAX_TURNS
+
+    turns: list[dict] = []
+    question: str | None = None
+    for message in messages or []:
+        role, content = _role_content(message)
+        if role == "user":
+            question = _plain(content)
+        elif role == "assistant" and question:
+            found = _DATA.search(content)
+            if found:  # (a failed turn is no context)
+                doc_id, asked, short = (html.unescape(found.group(n)) for n in (1, 2, 3))
+                turns.append({"question": (asked or question)[:MAX_FIELD_CHARS],
+                              "answer": short[:MAX_FIELD_CHARS], "doc_id": doc_id or None})
+            question = None
+    return turns[-(limit or MAX_TURNS):]
+
+
+def _role_content(message) -> tuple[str, str]:
+    """(role, content as text) of a Gradio message: a dict or an object, its content a string or parts."""
+    role = message.get("role") if isinstance(message, dict) else getattr(message, "role", "")
+    content = message.get("content") if isinstance(message, dict) else getattr(message, "content", "")
+    if isinstance(content, (list, tuple)):
+        content = " ".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+    return str(role or ""), content if isinstance(content, str) else ""
+
+
+def _plain(content: str) -> str:
+    return " ".join(html.unescape(_TAG.sub(" ", content.replace("<br>", "\n"))).split())
 
 
 def build_chat(library: Library, *, conversations=None, browser_secret: str | None = None):

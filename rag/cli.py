@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--llm-provider", choices=["ollama", "openai"], default=None,
                    help="guessed from the URL when not given ($RAG_LLM_PROVIDER)")
     p.add_argument("--no-llm", action="store_true", help="extractive answers only, whatever $RAG_LLM_URL says")
+    p.add_argument("--history", type=Path, metavar="FILE",
+                   help="JSON file: the conversation's earlier turns, oldest first ([{\"question\", \"answer\"}]); "
+                        "a follow-up question is completed from them (a --batch line may carry its own \"history\")")
     reading(p)
     p.set_defaults(func=cmd_ask)
 
@@ -118,14 +121,34 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_ask(args: argparse.Namespace) -> int:
     from .api import RAG
 
+    history = _history_file(args.history) if args.history else None
     rag = RAG.open(args.index_dir, model=args.model, llm=_llm_option(args), store=_store(args))
 
-    def one(question: str, qid=None) -> dict:
-        result = rag.ask(question, k=args.k, province=args.province, year=args.year).to_json(qid)
+    def one(question: str, qid=None, turns=None) -> dict:
+        turns = history if turns is None else turns
+        result = rag.ask(question, k=args.k, province=args.province, year=args.year, history=turns).to_json(qid)
         result["store"] = rag.store_info  # (last: the contract's fields keep their places)
         return result
 
     return _single_or_batch(args, "question", one, lambda result: _print_answer(result, _mode_label(rag)))
+
+
+def _history_file(path: Path) -> list:
+    """The turns in a --history file (a JSON list), or UsageError."""
+    from .api import check_history
+
+    try:
+        raw = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise UsageError(f"Cannot read {path}: {exc.strerror}.") from exc
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not UTF-8 text.") from None
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise UsageError(f"{path} is not valid JSON ({exc}).") from None
+    check_history(data)  # (UsageError saying what is wrong)
+    return data
 
 
 def _store(args: argparse.Namespace):
@@ -157,6 +180,8 @@ def _llm_option(args: argparse.Namespace):
 
 
 def _print_answer(result: dict, mode: str) -> None:
+    if result.get("asked") and result["asked"] != result["question"]:
+        print(f"Câu hỏi đã hiểu: {result['asked']}")
     if result["abstained"]:
         print(result["answer_text"])
     else:
@@ -250,7 +275,8 @@ def _batch(path: Path, key: str, run: Callable[..., dict]) -> int:
             text = item.get(key)
             if not isinstance(text, str) or not text.strip():
                 raise UsageError(f'line {lineno} needs a non-empty string "{key}"')
-            out = run(text, item.get("id"))
+            out = run(text, item.get("id"), item["history"]) if "history" in item and key == "question" \
+                else run(text, item.get("id"))
         except UsageError as exc:
             bad += 1
             out = {"id": item.get("id") if item else None, "error": str(exc)}

@@ -55,7 +55,8 @@ def answer(answerer: Answerer, query: Query, k: int, year: int | None, timings: 
     word = _comparative_word(query.text, more)
     parts = [f"{place}: {span} [{n}]" for n, (place, _, span, _) in enumerate(sides, 1)]
     answer_text = f"{winner[0]} {word} ({'; '.join(parts)})."
-    citations = tuple(_citation(n, sent) for n, (_, sent, _, _) in enumerate(sides, 1))
+    citations = tuple(_citation(n, sent, answerer.retriever.snapshot.documents)
+                      for n, (_, sent, _, _) in enumerate(sides, 1))
     asks_which = bool(_WHICH.search(fold(query.text).lower())) or " hay " in f" {query.text.lower()} "
     return Answer(query.text, winner[0] if asks_which else winner[2], False, answer_text, citations)
 

@@ -58,9 +58,20 @@ def short_title(text: str, limit: int = TITLE_CHARS) -> str:
 
 
 def history(conversation: dict | None) -> list[dict]:
-    """The earlier turns as the API's `history`: [{"question", "answer"}], oldest first."""
-    return [{"question": t["question"], "answer": (t.get("answer") or {}).get("answer_text") or ""}
-            for t in (conversation or {}).get("turns", [])]
+    """The earlier turns as the API's `history`: [{"question", "answer", "doc_id"}], oldest first; the question is
+    the one answered (a follow-up completed from the turns before it), the document the first one cited."""
+    from .followup import MAX_FIELD_CHARS, MAX_TURNS
+
+    out = []
+    for t in (conversation or {}).get("turns", []):
+        answer = t.get("answer") or {}
+        turn = {"question": (answer.get("asked") or t["question"])[:MAX_FIELD_CHARS],
+                "answer": (answer.get("answer_text") or "")[:MAX_FIELD_CHARS]}
+        cited = [c.get("doc_id") for c in answer.get("citations") or [] if isinstance(c, dict) and isinstance(c.get("doc_id"), str)]
+        if cited:
+            turn["doc_id"] = cited[0]
+        out.append(turn)
+    return out[-MAX_TURNS:]  # (the API takes the latest turns only)
 
 
 def valid(conversation) -> bool:

@@ -36,7 +36,7 @@ from starlette.routing import Match
 from .answer import Answer
 from . import progress, store
 from .store import fsync_dir as _fsync_dir
-from .api import RAG, search_json
+from .api import RAG, check_history, search_json
 from .errors import IndexCorrupt, IndexLocked, IndexNotFound, RagError, TooLarge, UsageError
 from .ingest import document_file, load_document
 from .jobs import Jobs
@@ -122,8 +122,10 @@ class Library:
 
     # -- reading
 
-    def ask(self, question: Any, *, k: int | None = None, province: str | None = None, year: int | None = None) -> Answer:
-        return self.rag.ask(clean_text(question), k=k, province=_opt(province, "province"), year=year)
+    def ask(self, question: Any, *, k: int | None = None, province: str | None = None, year: int | None = None,
+            history: Any = None) -> Answer:
+        return self.rag.ask(clean_text(question), k=k, province=_opt(province, "province"), year=year,
+                            history=check_history(history))
 
     def search(self, query: Any, k: int = 10, *, province: str | None = None, year: int | None = None) -> list:
         return self.rag.search(clean_text(query, "query"), k, province=_opt(province, "province"), year=year)
@@ -327,6 +329,10 @@ class AskRequest(BaseModel):
     province: str | None = Field(None, description="only documents or passages about this province")
     year: int | None = Field(None, ge=1900, le=2100, description="only documents or passages about this year")
     id: str | int | None = Field(None, description="echoed back")
+    history: Any = Field(None, description="earlier turns of the conversation, oldest first: "
+                         "[{\"question\": str, \"answer\": str, \"doc_id\": str (optional)}], at most 20; "
+                         "a follow-up question is completed from them (the answer's `asked`)",
+                         examples=[[{"question": "Tỷ lệ hộ nghèo Huế 2023?", "answer": "2,27%"}]])
 
 
 class SearchRequest(BaseModel):
@@ -409,7 +415,8 @@ def _routes(library: Library) -> APIRouter:
     @router.post("/ask", summary="Answer a question with its citations (the `rag ask --json` object)")
     def ask(body: AskRequest) -> dict:
         qid = _echo_id(body.id)
-        return library.ask(body.question, k=body.k, province=body.province, year=body.year).to_json(qid)
+        return library.ask(body.question, k=body.k, province=body.province, year=body.year,
+                           history=body.history).to_json(qid)
 
     @router.post("/search", summary="Ranked passages (the `rag search --json` object)")
     def search(body: SearchRequest) -> dict:
@@ -452,11 +459,14 @@ def _routes(library: Library) -> APIRouter:
 
     @router.get("/documents/{doc_id}/text", response_class=HTMLResponse,
                 summary="The cleaned text as HTML, the span start–end marked (#cite)")
-    def document_text(doc_id: str, start: int | None = None, end: int | None = None) -> HTMLResponse:
-        from .chat import document_page
+    def document_text(doc_id: str, start: int | None = None, end: int | None = None,
+                      answer: str | None = None) -> HTMLResponse:
+        from .chat import MAX_MARK_CHARS, document_page
 
         doc = _get(library, doc_id)
-        return HTMLResponse(document_page(doc, start, end), headers=_PAGE_HEADERS)
+        if answer is not None and len(answer) > MAX_MARK_CHARS:
+            raise UsageError(f"The answer to mark is too long ({len(answer)} characters; at most {MAX_MARK_CHARS}).")
+        return HTMLResponse(document_page(doc, start, end, answer), headers=_PAGE_HEADERS)
 
     @router.get("/documents/{doc_id}/pages/{number}", response_class=Response,
                 responses={200: {"content": {"image/png": {}}}},

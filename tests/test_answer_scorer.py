@@ -184,7 +184,7 @@ def test_ask_json_ends_with_a_confidence_in_0_1(lexical_index, question):
     out = subprocess.run([sys.executable, "-m", "rag", "ask", question, "--json", "--index-dir", str(lexical_index)],
                          capture_output=True, text=True, check=True, cwd=ROOT)
     body = json.loads(out.stdout)
-    assert list(body)[-3:] == ["timings_ms", "confidence", "store"]  # (the store object last: the Milvus work)
+    assert list(body)[-4:] == ["timings_ms", "confidence", "asked", "store"]  # (the store object last: the Milvus work)
     assert isinstance(body["confidence"], float) and 0.0 <= body["confidence"] <= 1.0
     if body["abstained"]:
         assert body["answer"] is None

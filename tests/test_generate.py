@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RECORDED = Path(__file__).parent / "fixtures" / "llm"
 QUESTION = "Tỷ lệ hộ nghèo Huế 2023?"
 HUE_DOC = "004_1400c37e89a2c6fc"
-ANSWER_KEYS = ["id", "question", "answer", "abstained", "answer_text", "citations", "mode", "timings_ms", "confidence"]
+ANSWER_KEYS = ["id", "question", "answer", "abstained", "answer_text", "citations", "mode", "timings_ms", "confidence",
+               "asked"]
 
 
 # ---------------------------------------------------------------- the recorded server

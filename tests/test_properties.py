@@ -288,7 +288,8 @@ def _check_answer(rag, question: str) -> None:
         assert str(exc)
         return
     out = answer.to_json("q")
-    assert list(out) == ["id", "question", "answer", "abstained", "answer_text", "citations", "mode", "timings_ms", "confidence"]
+    assert list(out) == ["id", "question", "answer", "abstained", "answer_text", "citations", "mode", "timings_ms", "confidence",
+                         "asked"]
     assert out["id"] == "q" and isinstance(out["answer_text"], str) and out["answer_text"]
     assert (out["answer"] is None) == out["abstained"]
     if not out["abstained"]:

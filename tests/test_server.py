@@ -18,7 +18,8 @@ from rag.errors import UsageError
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 CANONICAL = "Tỷ lệ hộ nghèo Huế 2023?"
 HUE_DOC = "004_1400c37e89a2c6fc"
-ANSWER_KEYS = ["id", "question", "answer", "abstained", "answer_text", "citations", "mode", "timings_ms", "confidence"]
+ANSWER_KEYS = ["id", "question", "answer", "abstained", "answer_text", "citations", "mode", "timings_ms", "confidence",
+               "asked"]
 CITATION_KEYS = {"n", "doc_id", "source", "chunk_id", "start", "end", "text", "score", "page"}
 BEE_DOC = "Báo cáo nuôi ong Quảng Trị năm 2023.\nSố hộ nuôi ong ở Quảng Trị năm 2023 là 321 hộ, tăng 12 hộ so với năm 2022.\n"
 
