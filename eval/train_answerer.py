@@ -268,7 +268,7 @@ def main(argv=None) -> int:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--max-lost", type=float, default=0.005, help="share of right answers the threshold may withhold")
     ap.add_argument("--seed-weight", type=float, default=1.0, help="sample weight of the seed questions' candidates")
-    ap.add_argument("--rank-by", choices=("hand", "learned"), default="hand",
+    ap.add_argument("--rank-by", choices=("hand", "hand+cosine", "learned"), default="hand+cosine",
                     help="what orders the sentences in the cross-validated answers (AnswerConfig.rank_by)")
     ap.add_argument("--objective", choices=("pairwise", "pointwise"), default="pairwise")
     ap.add_argument("--ranking-only", action="store_true", help="report the sentence ranking only (fast)")

@@ -87,7 +87,7 @@ def test_the_hand_scorer_ranks_the_answer_first_and_a_lexical_index_gives_no_cos
     assert best.score == pytest.approx(expected)
 
 
-def test_sentence_cosines_are_features_and_move_the_default_ranking():
+def test_sentence_cosines_are_features_and_move_the_hand_plus_cosine_ranking():
     cosines = {"Năm 2022 có nhiều mưa.": 0.70, "Tỷ lệ hộ nghèo năm 2023 là 2,27%.": 0.90,
                "Số hộ nghèo giảm mạnh trong giai đoạn 2016 - 2020.": 0.95}
     sents = _features(QUERY, HITS, _StubRetriever({"a": 0.8, "b": 0.5}, sentences=cosines))
@@ -107,9 +107,17 @@ def test_sentence_cosines_are_features_and_move_the_default_ranking():
     assert all(s.features["sent_dense"] is None and s.features["sent_dense_gap"] is None for s in sents)
 
 
-def test_the_default_ranking_uses_the_fitted_cosine_weight():
+def test_the_hand_plus_cosine_ranking_uses_the_fitted_cosine_weight_and_the_default_is_the_hand_one():
+    from rag.answer import AnswerConfig
+
     scorer = AnswerScorer.load(WEIGHTS_FILE)
-    assert scorer.ranking() == AnswerScorer.hand(scorer.hand_dense)
+    assert scorer.ranking() == AnswerScorer.hand(scorer.hand_dense) and scorer.hand_dense > 0
+    retriever = _StubRetriever({})
+    assert Answerer(retriever, scorer=scorer).ranker == AnswerScorer.hand()
+    assert Answerer(retriever, AnswerConfig(rank_by="hand+cosine"), scorer=scorer).ranker == scorer.ranking()
+    assert Answerer(retriever, AnswerConfig(rank_by="learned"), scorer=scorer).ranker is scorer
+    with pytest.raises(ValueError, match="rank_by"):
+        Answerer(retriever, AnswerConfig(rank_by="best"), scorer=scorer)
     assert scorer.hand_dense == json.loads(WEIGHTS_FILE.read_text("utf-8"))["hand_dense"]
 
 

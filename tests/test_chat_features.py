@@ -81,7 +81,7 @@ def test_a_conversation_renders_again_and_exports_with_its_citations(rag):
     answer = library.ask(CANONICAL)
     conversation = convs.add_turn(convs.new(), CANONICAL, answer.to_json(), rag.mode)
     assert conversation["title"] == CANONICAL and convs.history(conversation) == [
-        {"question": CANONICAL, "answer": answer.answer_text}]
+        {"question": CANONICAL, "answer": answer.answer_text, "doc_id": answer.citations[0].doc_id}]
     again = answer_from_json(json.loads(json.dumps(answer.to_json())))
     assert answer_html(again, rag.documents, rag.mode) == answer_html(answer, rag.documents, rag.mode)
     messages = conversation_messages(conversation, rag.documents)
