@@ -116,15 +116,7 @@ def bench(n: int, args, work: Path) -> dict:
     server = Server(str(work / "milvus" / "bench.db"), address=f"127.0.0.1:{port}")
     assert server.start(), "the Milvus Lite server did not start"
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.3)
+        milvus_store.wait_for_port(port, 60, pause=0.3)
         pid = server._p.pid
         out["server_idle"] = proc_mb(pid)
         store = StoreConfig("milvus", f"http://127.0.0.1:{port}", None, "bench")

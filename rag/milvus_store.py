@@ -132,6 +132,19 @@ def _reason(exc: Exception) -> str:
     return text[:200] or type(exc).__name__
 
 
+def wait_for_port(port: int, timeout: float, host: str = "127.0.0.1", pause: float = 0.2) -> None:
+    """Return once something accepts connections on host:port (a Milvus Lite server starting); OSError after `timeout` s."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(pause)
+
+
 def close(cfg: StoreConfig) -> None:
     """Close this process's client of the store (Milvus Lite frees its file)."""
     with _clients_lock:

@@ -150,7 +150,7 @@ def test_the_prompt_numbers_the_passages_and_demands_citations(openai_rag, llm_s
 
 
 def test_citations_are_renumbered_in_order_and_each_claim_checked(openai_rag, llm_server):
-    llm_server.play("openai_two_sources")  # cites [3] then [1]
+    llm_server.play("openai_two_sources")  # cites [2] then [1]
     answer = openai_rag.ask(QUESTION)
     assert answer.mode == "generative", answer.fallback
     assert answer.answer == "2,27%"

@@ -334,15 +334,7 @@ def lite_server(tmp_path_factory):
     port = _free_port()
     server = Server(str(tmp_path_factory.mktemp("served") / "served.db"), address=f"127.0.0.1:{port}")
     assert server.start()
-    deadline = time.time() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.time() > deadline:
-                raise
-            time.sleep(0.2)
+    milvus_store.wait_for_port(port, 30)
     yield f"http://127.0.0.1:{port}"
     milvus_store.close(StoreConfig("milvus", f"http://127.0.0.1:{port}"))
     server.stop()

@@ -65,7 +65,16 @@ def reference_search(r: Retriever, question: str, k: int, province=None, year=No
             norm = (sim - lo) / (hi - lo) if hi > lo else 1.0
             fused[i] = fused.get(i, (1 - weight) * float(lex[i]) / lex_max if lex_max > 0 else 0.0)
             fused[i] += weight * norm
-    coverage = _reference_coverage(r, query, sorted(fused, key=fused.get, reverse=True)[: cfg.rerank_depth])
+    top = sorted(fused, key=fused.get, reverse=True)[: cfg.rerank_depth]
+    coverage = _reference_coverage(r, query, top)
+    w = cfg.sentence_dense_unaccented if query.folded else cfg.sentence_dense
+    if w > 0 and r.embedder is not None and getattr(r.snapshot, "sentences", None) is not None and top:
+        qvec = r._query_vector(r.dense_text(query))  # each candidate's best sentence, min-max scaled over them
+        blocks = {i: r.snapshot.sentence_block(chunks[i].id).astype(np.float32) for i in top}
+        best = {i: float((block @ qvec).max()) for i, block in blocks.items() if len(block)}
+        lo, hi = min(best.values()), max(best.values())
+        for i, v in best.items():
+            coverage[i] = coverage.get(i, 0.0) + w * ((v - lo) / (hi - lo) if hi > lo else 1.0)
     hits = []
     for i, base in fused.items():
         chunk = chunks[i]
