@@ -19,7 +19,7 @@ import itertools
 import json
 import sys
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = [dict(zip(names, values)) for values in itertools.product(*grid.values())]
     results: dict[str, list[np.ndarray]] = {name: [] for name in sets}
     for setting in settings:
-        both = {**setting, **{f"{k}_unaccented": v for k, v in setting.items()}}
+        known = {f.name for f in fields(RetrievalConfig)}  # a weight with an unaccented twin sets both
+        both = {**setting, **{f"{k}_unaccented": v for k, v in setting.items() if f"{k}_unaccented" in known}}
         retriever = Retriever(base.snapshot, base.embedder, replace(RetrievalConfig(), **both))
         retriever._query_vector = vectors.__getitem__
         for name, queries in sets.items():

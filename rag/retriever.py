@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import re
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
@@ -19,14 +18,6 @@ from .backend import IndexView, Where, as_view
 from .text import fold, syllables, years_in
 from .types import Chunk, Hit, Query
 
-_TYPE_CUES = {
-    "percent": re.compile(r"\d%|phần trăm"),
-    "money": re.compile(r"\d[\d.,]*\s*(?:tỷ|triệu|nghìn|ngàn)?\s*(?:đồng|USD)", re.I),
-    "count": re.compile(r"\d[\d.,]*\s*(?:người|lao động|hộ|lượt|đối tượng|suất|cá nhân|tập thể)"),
-    "date": re.compile(r"\b\d{1,2}/\d{1,2}\b|ngày \d"),
-}
-
-
 WEIGHTS_FILE = Path(__file__).parent / "data" / "retrieval.json"  # written by eval/fit_retrieval.py
 
 
@@ -40,7 +31,6 @@ class RetrievalConfig:
     place_penalty: float = 0.5  # its document is about another place and the chunk does not name the asked one
     year_bonus: float = 0.12  # chunk mentions the asked year
     year_penalty: float = 0.15  # chunk mentions years, none of them the asked one
-    type_bonus: float = 0.04  # chunk holds a value of the expected type
     rerank_depth: int = 30  # candidates rescored with the coverage features (20-40 give the same eval numbers)
     sentence_coverage: float = 1.0  # weight of the idf share of query words found in the chunk's best sentence
     sentence_coverage_unaccented: float = 1.0
@@ -79,7 +69,6 @@ class Retriever:
         # retriever, and a retriever to one snapshot (a rebuilt index gets a new Retriever), so an entry
         # never outlives the chunk it describes.
         self._chunk_years = lru_cache(maxsize=200_000)(self._years_of)  # by chunk index
-        self._chunk_cue = lru_cache(maxsize=200_000)(self._cue_of)  # by (chunk index, answer type)
         self._query_vector = lru_cache(maxsize=1_024)(self._embed)  # a question asked again skips the model
 
     @property
@@ -115,14 +104,13 @@ class Retriever:
         coverage = self._coverage(query, tokens, top)
         for i, part in self._sentence_part(query, top).items():
             coverage[i] = coverage.get(i, 0.0) + part
-        # The year and type features cost a regex over the chunk's text, and each feature adds at most its
+        # The place and year features cost a regex over the chunk's text, and each feature adds at most its
         # bonus: score the candidates by their best possible score, best first, and stop once that cannot
         # reach the k-th score found. Float addition is monotonic, so the bound holds for
         # the computed sums too: the hits and their order are those of scoring every candidate.
         most = (
-            ((0.0 + (max(cfg.place_bonus, 0.0, -cfg.place_penalty) if query.place else 0.0))
-             + (max(cfg.year_bonus, 0.0, -cfg.year_penalty) if query.years else 0.0))
-            + (max(cfg.type_bonus, 0.0) if query.expects in _TYPE_CUES else 0.0)
+            (0.0 + (max(cfg.place_bonus, 0.0, -cfg.place_penalty) if query.place else 0.0))
+            + (max(cfg.year_bonus, 0.0, -cfg.year_penalty) if query.years else 0.0)
         )
         pending = sorted(  # (the store applied the filter; checked again, cheaply: the chunks are at hand)
             ((base + (most + coverage.get(i, 0.0)), i) for i, base in fused.items()
@@ -135,7 +123,7 @@ class Retriever:
             if len(kth) == k and (k == 0 or bound < kth[0]):
                 break
             place_part = self._place_part(chunks[i], query.place) if query.place else 0.0
-            bonus = (((0.0 + place_part) + self._year_part(i, query)) + self._type_part(i, query)) + coverage.get(i, 0.0)
+            bonus = ((0.0 + place_part) + self._year_part(i, query)) + coverage.get(i, 0.0)
             score = fused[i] + bonus
             scored.append((score, i, bonus))
             if len(kth) < k:
@@ -264,14 +252,8 @@ class Retriever:
             return self.config.year_bonus
         return -self.config.year_penalty if chunk_years else 0.0  # speaks of other years only
 
-    def _type_part(self, i: int, query: Query) -> float:
-        return self.config.type_bonus if query.expects in _TYPE_CUES and self._chunk_cue(i, query.expects) else 0.0
-
     def _years_of(self, i: int) -> tuple[int, ...]:
         return tuple(dict.fromkeys(years_in(self.snapshot.chunks[i].text)))
-
-    def _cue_of(self, i: int, kind: str) -> bool:
-        return _TYPE_CUES[kind].search(self.snapshot.chunks[i].text) is not None
 
     def _passes(self, chunk: Chunk, where: Where) -> bool:
         return where.passes(chunk, self.snapshot.documents[chunk.doc_id])

@@ -16,7 +16,7 @@ from rag import gazetteer
 from rag.api import RAG
 from rag.lexical import tokenize
 from rag.query import analyse
-from rag.retriever import _TYPE_CUES, Retriever, _top, _top_positive
+from rag.retriever import Retriever, _top, _top_positive
 from rag.text import bigrams, fold, syllables, years_in
 
 SENTENCE_RE = re.compile(r"(?<=[.!?;:])\s+|\n+")  # the sentence split as first written
@@ -95,9 +95,6 @@ def reference_search(r: Retriever, question: str, k: int, province=None, year=No
                 bonus += cfg.year_bonus
             elif chunk_years:
                 bonus -= cfg.year_penalty
-        cue = _TYPE_CUES.get(query.expects or "")
-        if cue is not None and cue.search(chunk.text):
-            bonus += cfg.type_bonus
         bonus += coverage.get(i, 0.0)
         signals = (("lexical", round(float(lex[i]), 4)), ("fused", round(base, 4)), ("bonus", round(bonus, 4)))
         if i in dense_scores:
