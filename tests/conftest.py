@@ -58,6 +58,16 @@ def seeds_copy(tmp_path) -> Path:
     return dest
 
 
+@pytest.fixture
+def seeds_repo(tmp_path) -> Path:
+    """A folder `repo` whose `seeds/` holds a copy of the seed documents (for `cd repo && rag index seeds`)."""
+    repo = tmp_path / "repo"
+    (repo / "seeds").mkdir(parents=True)
+    for path in SEEDS.glob("*.txt"):
+        (repo / "seeds" / path.name).write_bytes(path.read_bytes())
+    return repo
+
+
 @pytest.fixture(scope="session")
 def seeds_index(tmp_path_factory) -> Path:
     """A lexical+hashing-dense index of the seeds, built once per session (read-only)."""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.screenshots import ARGS, CHROMIUM  # one headless Chromium set-up for every browser test
 from rag.api import RAG
 from rag.server import BackgroundServer, create_app
 
@@ -19,9 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # the README's screenshots are refreshed only on request: a test run must not modify tracked files
 SHOTS = ROOT / "docs" / "screenshots" if os.environ.get("RAG_UPDATE_SCREENSHOTS") == "1" else Path(
     os.environ.get("TMPDIR", "/tmp")) / "rag-screenshots"
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 HUE_DOC = "004_1400c37e89a2c6fc"
 EVIL_NAME = "tai lieu doc hai.txt"
 EVIL_TEXT = (

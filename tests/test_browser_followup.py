@@ -10,13 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from rag.screenshots import ARGS, CHROMIUM  # one headless Chromium set-up for every browser test
 from rag.api import RAG
 from rag.server import BackgroundServer, create_app
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 TIMEOUT = 30_000  # ms
 DONE = "#rag-chat .rag-answer:not(.rag-streaming)"
 

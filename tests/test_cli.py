@@ -332,14 +332,6 @@ def test_console_script(subprocess_index):
 # ---------------------------------------------------------------- the current directory does not matter
 
 
-def _repo_with_seeds(tmp_path: Path) -> Path:
-    repo = tmp_path / "repo"
-    (repo / "seeds").mkdir(parents=True)
-    for path in SEEDS.glob("*.txt"):
-        (repo / "seeds" / path.name).write_bytes(path.read_bytes())
-    return repo
-
-
 def _one_file(tmp_path: Path) -> Path:
     one = tmp_path / "home" / "one.txt"
     one.parent.mkdir(parents=True)
@@ -347,10 +339,10 @@ def _one_file(tmp_path: Path) -> Path:
     return one
 
 
-def test_indexing_from_another_directory_removes_nothing(tmp_path):
+def test_indexing_from_another_directory_removes_nothing(tmp_path, seeds_repo):
     """`cd repo && rag index seeds`, then `cd elsewhere && rag index ~/one.txt`: 1 added, nothing removed;
     sources read as they were given from the repo ("seeds/…")."""
-    repo, elsewhere, index_dir = _repo_with_seeds(tmp_path), tmp_path / "elsewhere", tmp_path / "I"
+    repo, elsewhere, index_dir = seeds_repo, tmp_path / "elsewhere", tmp_path / "I"
     elsewhere.mkdir()
     first = run_cli("index", "seeds", "--index-dir", str(index_dir), "--model", "none", "--quiet", cwd=repo)
     assert first.returncode == 0 and "5 added" in first.stdout, first.stderr
@@ -367,8 +359,8 @@ def test_indexing_from_another_directory_removes_nothing(tmp_path):
     assert again.returncode == 0 and "5 unchanged" in again.stdout and "removed" not in again.stdout, again.stdout
 
 
-def test_a_deleted_file_is_dropped_only_when_its_path_is_given(tmp_path):
-    repo, index_dir = _repo_with_seeds(tmp_path), tmp_path / "I"
+def test_a_deleted_file_is_dropped_only_when_its_path_is_given(tmp_path, seeds_repo):
+    repo, index_dir = seeds_repo, tmp_path / "I"
     one = _one_file(tmp_path)
     assert run_cli("index", "seeds", str(one), "--index-dir", str(index_dir), "--model", "none", "--quiet",
                    cwd=repo).returncode == 0
@@ -379,14 +371,14 @@ def test_a_deleted_file_is_dropped_only_when_its_path_is_given(tmp_path):
     assert proc.returncode == 0 and "5 documents" in proc.stdout and "1 removed" in proc.stdout, proc.stderr
 
 
-def test_an_index_written_before_paths_were_recorded_keeps_working(tmp_path):
+def test_an_index_written_before_paths_were_recorded_keeps_working(tmp_path, seeds_repo):
     """Sources relative to the directory of the first run and no recorded paths (the old format):
     a run from elsewhere keeps them; a run from the first directory records their paths."""
     import hashlib
 
     from rag import store
 
-    repo, elsewhere, index_dir = _repo_with_seeds(tmp_path), tmp_path / "elsewhere", tmp_path / "I"
+    repo, elsewhere, index_dir = seeds_repo, tmp_path / "elsewhere", tmp_path / "I"
     elsewhere.mkdir()
     assert run_cli("index", "seeds", "--index-dir", str(index_dir), "--model", "none", "--quiet", cwd=repo).returncode == 0
     snap = store.live_snapshot(index_dir)

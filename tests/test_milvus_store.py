@@ -149,20 +149,12 @@ def test_incremental(kind, tmp_path, seeds_copy):
         assert rag._retriever.snapshot.idf(["2,27%"], "syl")["2,27%"] == 0.0
 
 
-def _repo_with_seeds(tmp_path: Path) -> Path:
-    repo = tmp_path / "repo"
-    (repo / "seeds").mkdir(parents=True)
-    for path in SEEDS.glob("*.txt"):
-        (repo / "seeds" / path.name).write_bytes(path.read_bytes())
-    return repo
-
-
 @pytest.mark.parametrize("kind", BOTH_SLOW_MILVUS)
-def test_documents_are_known_by_their_files(kind, tmp_path, monkeypatch):
+def test_documents_are_known_by_their_files(kind, tmp_path, monkeypatch, seeds_repo):
     """The rule of rag/indexer.py (plan_build, merge) in both stores: a document is known by its file's
     absolute path, sources read as given from where `rag index` ran, a document is dropped only when
     its file is gone from under the paths given, the same content from another file keeps its chunks."""
-    repo, elsewhere, index = _repo_with_seeds(tmp_path), tmp_path / "elsewhere", tmp_path / "index"
+    repo, elsewhere, index = seeds_repo, tmp_path / "elsewhere", tmp_path / "index"
     elsewhere.mkdir()
     one = tmp_path / "home" / "one.txt"
     one.parent.mkdir()
