@@ -157,23 +157,26 @@ class Retriever:
         vectors = getattr(self.snapshot, "vectors", None)  # (a Milvus index keeps its vectors in the engine)
         if self.embedder is None or vectors is None or len(vectors) != len(self.snapshot.chunks):
             return [None] * len(chunks)
+        qvec = self._query_vector(self.dense_text(query))
+        rows = [self._row(c) for c in chunks]
+        return [None if r is None else float(vectors[r] @ qvec) for r in rows]
+
+    def _row(self, chunk: Chunk) -> int | None:
+        """The chunk's position in the index (the row of its stored vectors), or None."""
         if self._rows is None:
             self._rows = {c.id: i for i, c in enumerate(self.snapshot.chunks)}
-        qvec = self._query_vector(self.dense_text(query))
-        rows = [self._rows.get(c.id) for c in chunks]
-        return [None if r is None else float(vectors[r] @ qvec) for r in rows]
+        return self._rows.get(chunk.id)
 
     def _sentence_part(self, query: Query, candidates: list[int]) -> dict[int, float]:
         """Each candidate's best question–sentence cosine, min-max scaled over the candidates, times its weight:
         the passage that holds one sentence saying what was asked, among passages on the same subject."""
         weight = self.config.sentence_dense_unaccented if query.folded else self.config.sentence_dense
-        sentences = getattr(self.snapshot, "sentences", None)
-        rows = getattr(self.snapshot, "sentence_rows", None)
-        if weight <= 0 or self.embedder is None or sentences is None or rows is None or not candidates:
+        block = getattr(self.snapshot, "sentence_block", None)  # (a Milvus index stores no sentence vectors)
+        if weight <= 0 or self.embedder is None or block is None or not candidates:
             return {}
+        blocks = {i: block(i) for i in candidates}
         qvec = self._query_vector(self.dense_text(query))
-        best = {i: float((sentences[rows[i]:rows[i + 1]].astype(np.float32) @ qvec).max())
-                for i in candidates if rows[i + 1] > rows[i]}
+        best = {i: float((b.astype(np.float32) @ qvec).max()) for i, b in blocks.items() if b is not None and len(b)}
         if not best:
             return {}
         lo, hi = min(best.values()), max(best.values())
@@ -183,7 +186,8 @@ class Retriever:
         """Cosine of the question and each of the chunk's `sentences` (answer.sentence_spans of its text),
         from the sentence vectors the index stores; None for each when it stores none for this chunk."""
         block = getattr(self.snapshot, "sentence_block", None)
-        vectors = block(chunk.id) if self.embedder is not None and block is not None else None
+        row = self._row(chunk) if self.embedder is not None and block is not None else None
+        vectors = None if row is None else block(row)
         if vectors is None or len(vectors) != len(sentences):
             return [None] * len(sentences)
         qvec = self._query_vector(self.dense_text(query))

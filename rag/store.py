@@ -71,16 +71,12 @@ class Snapshot:
     # sentence_rows[i]:sentence_rows[i + 1]; None in a lexical index or one built without them
     sentences: np.ndarray | None = None
     sentence_rows: np.ndarray | None = None
-    _row_of: dict[str, int] | None = field(default=None, repr=False, compare=False)
 
-    def sentence_block(self, chunk_id: str) -> np.ndarray | None:
-        """The vectors of a chunk's sentences, or None when the index holds none for it."""
-        if self.sentences is None or self.sentence_rows is None:
+    def sentence_block(self, i: int) -> np.ndarray | None:
+        """The vectors of the sentences of chunk `i` (its position in `chunks`), or None when the index holds none."""
+        if self.sentences is None or self.sentence_rows is None or not 0 <= i < len(self.chunks):
             return None
-        if self._row_of is None:
-            self._row_of = {c.id: i for i, c in enumerate(self.chunks)}
-        i = self._row_of.get(chunk_id)
-        return None if i is None else self.sentences[self.sentence_rows[i]:self.sentence_rows[i + 1]]
+        return self.sentences[self.sentence_rows[i]:self.sentence_rows[i + 1]]
 
 
 def model_build(manifest: dict) -> str | None:

@@ -271,7 +271,7 @@ def test_the_best_sentence_cosine_is_a_reranking_feature(rag):
     candidates = list(range(min(12, len(snap.chunks))))
     part = retriever._sentence_part(query, candidates)
     qvec = retriever._query_vector(retriever.dense_text(query))
-    best = {i: max(float(v @ qvec) for v in snap.sentence_block(snap.chunks[i].id).astype(np.float32))
+    best = {i: max(float(v @ qvec) for v in snap.sentence_block(i).astype(np.float32))
             for i in candidates}
     top, low = max(best, key=best.get), min(best, key=best.get)
     assert part[top] == pytest.approx(0.7) and part[low] == pytest.approx(0.0)
@@ -280,6 +280,9 @@ def test_the_best_sentence_cosine_is_a_reranking_feature(rag):
 
     class NoSentences:  # the same index without sentence vectors (one built with sentences=False, a Milvus one)
         sentences = sentence_rows = None
+
+        def sentence_block(self, i):
+            return None
 
         def __getattr__(self, name):
             return getattr(snap, name)

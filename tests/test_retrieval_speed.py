@@ -70,7 +70,7 @@ def reference_search(r: Retriever, question: str, k: int, province=None, year=No
     w = cfg.sentence_dense_unaccented if query.folded else cfg.sentence_dense
     if w > 0 and r.embedder is not None and getattr(r.snapshot, "sentences", None) is not None and top:
         qvec = r._query_vector(r.dense_text(query))  # each candidate's best sentence, min-max scaled over them
-        blocks = {i: r.snapshot.sentence_block(chunks[i].id).astype(np.float32) for i in top}
+        blocks = {i: r.snapshot.sentence_block(i).astype(np.float32) for i in top}
         best = {i: float((block @ qvec).max()) for i, block in blocks.items() if len(block)}
         lo, hi = min(best.values()), max(best.values())
         for i, v in best.items():

@@ -636,12 +636,13 @@ def test_sentence_vectors_are_the_embedded_sentences_of_each_chunk(built):
     snap = store.load(index_dir)
     assert snap.sentences.dtype == np.float16 and len(snap.sentence_rows) == len(snap.chunks) + 1
     embedder = HashingEmbedder()
-    for chunk in snap.chunks[:: max(1, len(snap.chunks) // 7)]:
+    for i in range(0, len(snap.chunks), max(1, len(snap.chunks) // 7)):
+        chunk = snap.chunks[i]
         texts = [chunk.text[a:b] for a, b in sentence_spans(chunk.text)]
-        block = snap.sentence_block(chunk.id)
+        block = snap.sentence_block(i)
         assert len(block) == len(texts) > 0
         np.testing.assert_allclose(block.astype(np.float32), embedder.embed_documents(texts), atol=2e-3)
-    assert snap.sentence_block("no-such-chunk") is None
+    assert snap.sentence_block(len(snap.chunks)) is None and snap.sentence_block(-1) is None
 
 
 def test_an_unchanged_document_keeps_its_sentence_vectors_unembedded(built, monkeypatch):
@@ -664,9 +665,10 @@ def test_an_unchanged_document_keeps_its_sentence_vectors_unembedded(built, monk
     after = store.load(index_dir)
     changed = [c for c in after.chunks if c.doc_id == ids["004"]]
     assert embedded and all(any(t in c.text or t == c.index_text for c in changed) for t in embedded)
-    for chunk in before.chunks:
+    row_after = {c.id: i for i, c in enumerate(after.chunks)}
+    for i, chunk in enumerate(before.chunks):
         if chunk.doc_id != ids["004"]:
-            np.testing.assert_array_equal(after.sentence_block(chunk.id), before.sentence_block(chunk.id))
+            np.testing.assert_array_equal(after.sentence_block(row_after[chunk.id]), before.sentence_block(i))
 
 
 def test_sentence_rows_that_do_not_fit_the_chunks_are_index_corrupt(built):
