@@ -15,6 +15,7 @@ import numpy as np
 from dataclasses import dataclass, field, replace
 
 from . import compare, extract
+from .abstention import Abstention
 from .answer_scorer import BASE, TYPED, AnswerScorer
 from .lexical import tokenize
 from .query import analyse
@@ -87,9 +88,11 @@ class AnswerConfig:
     min_support: float = 0.45  # abstain when the best sentence holds less of the question than this
     place_strict: bool = True  # abstain when the asked place is not what the passage is about
     year_strict: bool = True  # abstain when the asked year appears nowhere near the answer
-    # abstain when the scorer's confidence is below its fitted threshold. Off by default: out of fold it withholds
-    # ~3% of ViQuAD's questions (~93% of them wrong) but on the seed reports only right answers (eval/train_answerer.py)
-    confident: bool = False
+    # what decides that the documents do not hold the answer, besides the place, year and type rules: "learned" (the
+    # fitted probability that the answer is right, below its threshold: rag/abstention.py) or "support" (the
+    # picked sentence holds less than `min_support` of the question); "learned" falls back to "support" without
+    # the fitted file
+    abstain_by: str = "learned"
     # what orders the sentences: "hand" (the hand-set weights), "hand+cosine" (those plus the fitted weight of the
     # question–sentence cosine) or "learned" (the fitted scorer). Both fitted rankings are better on ViQuAD and
     # worse on the seed reports' answers (docs/answering.md), so the hand one stays the default; the learned
@@ -127,6 +130,10 @@ class Answerer:
         if config.rank_by not in rankers:
             raise ValueError(f"rank_by must be one of {sorted(rankers)}, not {config.rank_by!r}")
         self.ranker = rankers[config.rank_by]
+        if config.abstain_by not in ("learned", "support"):
+            raise ValueError(f"abstain_by must be 'learned' or 'support', not {config.abstain_by!r}")
+        mode = getattr(retriever, "mode", "lexical")
+        self.abstention = Abstention.load(mode) if config.abstain_by == "learned" else None
 
     def ask(self, question: str, *, k: int | None = None, province: str | None = None, year: int | None = None) -> Answer:
         t0 = time.perf_counter()
@@ -157,24 +164,42 @@ class Answerer:
     # -- steps
 
     def _answer(self, query: Query, hits: list[Hit]) -> Answer:
-        sentences = self.candidates(query, hits)
-        pick, reason = self.pick(query, hits, sentences)
-        if pick is None:  # the confidence of the best sentence, set aside
-            return abstain(query, reason, self.confidence(sentences[0], sentences) if sentences else 0.0)
+        pick, reason, confidence = self.choose(query, hits)
+        if pick is None:
+            return abstain(query, reason, confidence)
         sentence, span = pick
-        confidence = self.confidence(sentence, sentences)
-        if self.config.confident and self.scorer.learned and confidence < self.scorer.threshold:
-            return abstain(query, f"câu phù hợp nhất chỉ có độ tin cậy {confidence:.0%}, dưới ngưỡng "
-                                  f"{self.scorer.threshold:.0%}", confidence)
         citation = _citation(1, sentence, self.retriever.snapshot.documents)
         answer_text = f"{citation.text.rstrip().rstrip('.;:')} [1]."
         return Answer(query.text, span, False, answer_text, (citation,), confidence=confidence)
 
-    def confidence(self, sentence: _Sentence, sentences: list[_Sentence]) -> float:
-        """The probability that the sentence holds the answer, from its score and its lead over the
-        best other sentence (calibrated on held-out answers when the scorer is learned)."""
-        other = max((s.logit for s in sentences if s is not sentence), default=None)
-        return self.scorer.confidence(sentence.logit, other)
+    def choose(self, query: Query, hits: list[Hit]) -> tuple[tuple[_Sentence, str] | None, str, float]:
+        """`pick`, then the learned abstention: the sentence and the answer in it, or None and why not; and the
+        confidence (for an abstention, that of the best sentence set aside)."""
+        sentences = self.candidates(query, hits)
+        pick, reason = self.pick(query, hits, sentences)
+        if pick is None:
+            return None, reason, self.confidence(hits, sentences[0], sentences) if sentences else 0.0
+        sentence = pick[0]
+        confidence = self.confidence(hits, sentence, sentences)
+        if self.abstention is not None and confidence < self.abstention.threshold:
+            return None, (f"câu gần nhất với câu hỏi chỉ chứa {sentence.support:.0%} nội dung của nó, và câu trả lời "
+                          f"có độ tin cậy {confidence:.0%}, dưới ngưỡng {self.abstention.threshold:.0%}"), confidence
+        return pick, "", confidence
+
+    def confidence(self, hits: list[Hit], sentence: _Sentence, sentences: list[_Sentence]) -> float:
+        """The probability that the answer from `sentence` is right (rag/abstention.py); without the fitted
+        file, the ranking scorer's calibrated probability that the sentence holds the answer."""
+        if self.abstention is None:
+            other = max((s.logit for s in sentences if s is not sentence), default=None)
+            return self.scorer.confidence(sentence.logit, other)
+        return self.abstention.probability(answer_evidence(hits, sentence, sentences), self._model())
+
+    def _model(self) -> str | None:
+        """The name of the model whose cosines the features are (None in a lexical index)."""
+        if getattr(self.retriever, "embedder", None) is None:
+            return None
+        manifest = getattr(getattr(self.retriever, "snapshot", None), "manifest", None) or {}
+        return (manifest.get("model") or {}).get("name")
 
     def pick(self, query: Query, hits: list[Hit], sentences: list[_Sentence] | None = None,
              ) -> tuple[tuple[_Sentence, str] | None, str]:
@@ -369,7 +394,7 @@ class Answerer:
 
     def _unsupported(self, query: Query, best: _Sentence) -> str | None:
         """Why the best sentence does not answer the question, or None when it does."""
-        if best.support < self.config.min_support:
+        if self.abstention is None and best.support < self.config.min_support:
             return "không có đoạn nào chứa đủ nội dung của câu hỏi"
         chunk = best.hit.chunk
         doc = self.retriever.snapshot.documents[chunk.doc_id]
@@ -600,6 +625,9 @@ def _tokens(sentence: str) -> list[tuple[int, int, str]]:
     return [(m.start(), m.end(), fold(m.group().lower())) for m in _TOKEN.finditer(sentence)]
 
 
+CLAUSE_DECAY = 0.4  # a question word's weight next to a value, per clause boundary between them
+
+
 def _proximity(tokens: list[tuple[int, int, str]], span: tuple[int, int], weights: dict[str, float],
                topic_end: int = 0) -> float:
     """How much of the question sits next to the candidate: each question word counts by its idf,
@@ -623,9 +651,9 @@ def _proximity(tokens: list[tuple[int, int, str]], span: tuple[int, int], weight
         if first <= i <= last:
             factor = 1.0
         elif i < first:
-            factor = 0.9 ** (first - i) * 0.4 ** (walls[first] - walls[i + 1])
+            factor = 0.9 ** (first - i) * CLAUSE_DECAY ** (walls[first] - walls[i + 1])
         else:
-            factor = 0.8 * 0.9 ** (i - last) * 0.4 ** (walls[i] - walls[last + 1])
+            factor = 0.8 * 0.9 ** (i - last) * CLAUSE_DECAY ** (walls[i] - walls[last + 1])
         if e <= topic_end:
             factor = max(factor, 0.6)
         best[t] = max(best.get(t, 0.0), w * factor)
@@ -704,6 +732,15 @@ def with_filters(answer: Answer, province: str | None, year: int | None) -> Answ
     limits = ", ".join(x for x in (f"tỉnh {province}" if province else "", f"năm {year}" if year else "") if x)
     text = f"{answer.answer_text[:-2]}; bộ lọc đang bật, chỉ tìm trong: {limits} — bỏ bộ lọc để tìm trong mọi tài liệu)."
     return replace(answer, answer_text=text)
+
+
+def answer_evidence(hits: list[Hit], sentence: _Sentence, sentences: list[_Sentence]) -> dict[str, float | None]:
+    """What rag/abstention.py reads: the sentence's features, the first hit's score and the best support and
+    question–sentence cosine among the candidates."""
+    close = [s.features.get("sent_dense") for s in sentences]
+    return {**sentence.features, "top_score": hits[0].score if hits else 0.0,
+            "best_support": max((s.support for s in sentences), default=0.0),
+            "best_sent_dense": max((c for c in close if c is not None), default=None)}
 
 
 def abstain(query: Query, reason: str, confidence: float | None = None) -> Answer:

@@ -45,7 +45,7 @@ def answer(answerer: Answerer, query: Query, k: int, year: int | None, timings: 
     for place in query.places:
         sub = analyse(f"{base} {place}")
         hits = answerer._search(sub, k, None, year, timings)
-        pick, reason = answerer.pick(sub, hits)
+        pick, reason, _ = answerer.choose(sub, hits)
         number = extract.value(pick[1]) if pick else None
         if pick is None or number is None:
             return abstain(query, f"không tìm thấy số liệu của {place}" + (f" ({reason})" if reason else ""))

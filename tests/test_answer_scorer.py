@@ -200,22 +200,6 @@ def test_ask_json_ends_with_a_confidence_in_0_1(lexical_index, question):
         assert body["answer"] == "2,27%"
 
 
-def test_below_the_threshold_the_answerer_abstains_and_says_why(lexical_index):
-    from dataclasses import replace
-
-    from rag.answer import AnswerConfig
-
-    rag = RAG_open(lexical_index)
-    shipped = AnswerScorer.load()
-    strict = Answerer(rag._retriever, AnswerConfig(confident=True), scorer=replace(shipped, threshold=0.999))
-    result = strict.ask("Tỷ lệ hộ nghèo Huế 2023?")
-    assert result.abstained and result.answer is None and not result.citations
-    assert "độ tin cậy" in result.answer_text and "dưới ngưỡng" in result.answer_text
-    assert 0.0 <= result.confidence < 0.999
-    default = Answerer(rag._retriever, scorer=replace(shipped, threshold=0.999)).ask("Tỷ lệ hộ nghèo Huế 2023?")
-    assert not default.abstained and default.answer == "2,27%"  # the threshold is off by default
-
-
 def RAG_open(path):
     from rag.api import RAG
 

@@ -1,0 +1,106 @@
+"""Measure what each hand rule of the answerer is worth: the shipped answerer, then with one rule switched off.
+
+    python eval/ablate_answerer.py [--only NAME,...] [--limit N]
+
+Sets: eval/gold.jsonl and eval/heldout.jsonl on the dense seeds index, through `Answerer.ask` (the comparison path
+included); UIT-ViQuAD dev on its passages' index, through `Answerer._answer` on hits retrieved once. Printed per
+rule and set: answer accuracy (the answer holds a gold answer and cites its document; ViQuAD: the answer holds it),
+the share whose quoted sentence holds it, F1, false abstention and abstention on unanswerable questions. A rule
+whose removal changes nothing measurable is a candidate for deletion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from eval.train_answerer import CACHE, SQUAD, QuestionSet, open_index, squad_corpus  # noqa: E402
+from rag import answer as A  # noqa: E402
+from rag import answer_scorer as S  # noqa: E402
+from rag.evaluation import Prediction, answer_metrics, load_gold, load_squad  # noqa: E402
+
+
+@contextlib.contextmanager
+def patched(pairs):
+    """Set (object, attribute, value) triples for the length of the block."""
+    old = [(obj, name, getattr(obj, name)) for obj, name, _ in pairs]
+    for obj, name, value in pairs:
+        setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        for obj, name, value in old:
+            setattr(obj, name, value)
+
+
+def _hand(**changes):
+    return [(S, "HAND", {**S.HAND, **changes})]
+
+
+ABLATIONS = {
+    "shipped": [],
+    "length weight (LEN_W)": _hand(length=0.0),
+    "year weights (YEAR_W)": _hand(year_own=0.0, year_para=0.0, year_other=0.0),
+    "clause decay in _proximity": [(A, "CLAUSE_DECAY", 1.0)],
+    "target clause (CLAUSE_TARGET_W)": [(A, "CLAUSE_TARGET_W", 0.0)],
+    "time words count less (TIME_W)": [(A, "TIME_W", 1.0)],
+    "runner-up values (RUNNER_UP)": [(A, "RUNNER_UP", 0.0)],
+    "names at loose support (LOOSE_SUPPORT)": [(A, "LOOSE_SUPPORT", 2.0)],
+    "unit bonus": [(A, "_unit_bonus", lambda unit, candidate: 0.0)],
+    "predicate bonus": [(A, "_predicate_bonus", lambda verb, sentence, span: 0.0)],
+    "target weight": _hand(target_mismatch=0.0),
+    "type weights": _hand(typed_found=0.0, typed_missing=0.0),
+    "place weight": _hand(place=0.0),
+    "hit score weight": _hand(hit_score=0.0),
+}
+
+
+def predictions(qs: QuestionSet, full: bool) -> list[Prediction]:
+    answerer = A.Answerer(qs.retriever)
+    out = []
+    for item, query, hits in zip(qs.items, qs.queries, qs.hits):
+        ans = answerer.ask(item.question) if full else answerer._answer(query, hits)
+        out.append(Prediction(item.id, None if ans.abstained else ans.answer, ans.answer_text, ans.abstained,
+                              tuple(dict.fromkeys(c.doc_id for c in ans.citations)), (), 0.0, 0.0))
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--squad", type=Path, default=SQUAD)
+    ap.add_argument("--squad-index", type=Path, default=ROOT / ".cache" / "viquad-dev-index")
+    ap.add_argument("--seeds-index", type=Path, default=ROOT / ".cache" / "seeds-dense")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N ViQuAD questions")
+    ap.add_argument("--only", default="", help="comma-separated ablation names (default: all)")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    seeds = open_index([ROOT / "seeds"], args.seeds_index)
+    sets = [(QuestionSet(n, seeds, load_gold(ROOT / "eval" / f"{n}.jsonl"), lambda i: i.doc, CACHE / f"qvec-{n}.npz"), True)
+            for n in ("gold", "heldout")]
+    if args.squad.is_file():
+        _, items = load_squad(args.squad)
+        items = items[: args.limit] if args.limit else items
+        index = open_index([squad_corpus(args.squad, args.squad_index)], args.squad_index)
+        sets.append((QuestionSet("viquad", index, items, lambda i: i.doc, CACHE / "qvec-viquad.npz"), False))
+    names = [n for n in ABLATIONS if not args.only or n in args.only.split(",")]
+    keys = ("answer_accuracy", "answer_text_contains", "f1", "false_abstention_rate", "abstention_accuracy")
+    for name in names:
+        with patched(ABLATIONS[name]):
+            row = {}
+            for qs, full in sets:
+                m = answer_metrics(qs.items, predictions(qs, full))
+                row[qs.name] = {k: round(m[k], 3) for k in keys if m.get(k) is not None}
+        print(json.dumps({"ablation": name, **row}, ensure_ascii=False), flush=True)
+    print(f"done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
