@@ -62,8 +62,8 @@ ABLATIONS = {
 }
 
 
-def predictions(qs: QuestionSet, full: bool) -> list[Prediction]:
-    answerer = A.Answerer(qs.retriever)
+def predictions(qs: QuestionSet, full: bool, rank_by: str | None = None) -> list[Prediction]:
+    answerer = A.Answerer(qs.retriever, A.AnswerConfig(**({"rank_by": rank_by} if rank_by else {})))
     out = []
     for item, query, hits in zip(qs.items, qs.queries, qs.hits):
         ans = answerer.ask(item.question) if full else answerer._answer(query, hits)
@@ -79,6 +79,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds-index", type=Path, default=ROOT / ".cache" / "seeds-dense")
     ap.add_argument("--limit", type=int, default=0, help="only the first N ViQuAD questions")
     ap.add_argument("--only", default="", help="comma-separated ablation names (default: all)")
+    ap.add_argument("--rank-by", default=None, choices=("hand", "hand+cosine", "learned"),
+                    help="the answerer's sentence ranking (default: AnswerConfig's)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     seeds = open_index([ROOT / "seeds"], args.seeds_index)
@@ -95,9 +97,9 @@ def main(argv=None) -> int:
         with patched(ABLATIONS[name]):
             row = {}
             for qs, full in sets:
-                m = answer_metrics(qs.items, predictions(qs, full))
+                m = answer_metrics(qs.items, predictions(qs, full, args.rank_by))
                 row[qs.name] = {k: round(m[k], 3) for k in keys if m.get(k) is not None}
-        print(json.dumps({"ablation": name, **row}, ensure_ascii=False), flush=True)
+        print(json.dumps({"ablation": name, "rank_by": args.rank_by or A.AnswerConfig().rank_by, **row}, ensure_ascii=False), flush=True)
     print(f"done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return 0
 

@@ -67,19 +67,22 @@ class AnswerScorer:
     learned: bool = False
     scale: float = 1.0  # logit → the units of the span bonuses the answerer adds (the hand score's spread)
     calibration: tuple[float, float, float] = (1.0, 0.0, 0.0)  # confidence = σ(a·logit + m·margin + b)
-    # the weight of the question–sentence cosine (sent_dense_gap) added to the hand weights: the one weight of
-    # the default ranking that is fitted (eval/train_answerer.py, cross-validated); 0 without sentence vectors
+    # the weights of the question–sentence cosine (sent_dense_gap) added to the hand weights, for open questions
+    # and for typed ones: the weights of the hand ranking that are fitted (eval/train_answerer.py, cross-validated)
     hand_dense: float = 0.0
+    hand_dense_typed: float = 0.0
 
     @classmethod
-    def hand(cls, dense: float = 0.0) -> AnswerScorer:
-        """The hand-set weights, plus `dense` × sent_dense_gap."""
-        weights = {**HAND, "sent_dense_gap": dense}
+    def hand(cls, dense: float = 0.0, typed: float | None = None) -> AnswerScorer:
+        """The hand-set weights, plus `dense` × sent_dense_gap for an open question and `typed` × it for a
+        typed one (the same as `dense` when not given)."""
+        typed = dense if typed is None else typed
+        weights = {**HAND, "sent_dense_gap": dense, "sent_dense_gap*typed": typed - dense}
         return cls(tuple(weights.get(name, 0.0) for name in FEATURES))
 
     def ranking(self) -> AnswerScorer:
-        """The default ranking of sentences: the hand weights with the fitted cosine weight."""
-        return AnswerScorer.hand(self.hand_dense)
+        """The hand weights with the fitted cosine weights."""
+        return AnswerScorer.hand(self.hand_dense, self.hand_dense_typed)
 
     @classmethod
     def load(cls, path: Path = WEIGHTS_FILE) -> AnswerScorer:
@@ -97,6 +100,7 @@ class AnswerScorer:
             calibration=tuple(float(data["calibration"][k]) for k in ("logit", "margin", "bias"))
             if "calibration" in data else (1.0, 0.0, 0.0),
             hand_dense=float(data.get("hand_dense", 0.0)),
+            hand_dense_typed=float(data.get("hand_dense_typed", data.get("hand_dense", 0.0))),
         )
 
     def vector(self, features: dict[str, float | None]) -> np.ndarray:

@@ -107,18 +107,25 @@ def test_sentence_cosines_are_features_and_move_the_hand_plus_cosine_ranking():
     assert all(s.features["sent_dense"] is None and s.features["sent_dense_gap"] is None for s in sents)
 
 
-def test_the_hand_plus_cosine_ranking_uses_the_fitted_cosine_weight_and_the_default_is_the_hand_one():
+def test_the_default_ranking_adds_the_fitted_cosine_weights_for_open_and_typed_questions():
     from rag.answer import AnswerConfig
 
     scorer = AnswerScorer.load(WEIGHTS_FILE)
-    assert scorer.ranking() == AnswerScorer.hand(scorer.hand_dense) and scorer.hand_dense > 0
+    data = json.loads(WEIGHTS_FILE.read_text("utf-8"))
+    assert (scorer.hand_dense, scorer.hand_dense_typed) == (data["hand_dense"], data["hand_dense_typed"])
+    assert scorer.ranking() == AnswerScorer.hand(scorer.hand_dense, scorer.hand_dense_typed) and scorer.hand_dense > 0
     retriever = _StubRetriever({})
-    assert Answerer(retriever, scorer=scorer).ranker == AnswerScorer.hand()
-    assert Answerer(retriever, AnswerConfig(rank_by="hand+cosine"), scorer=scorer).ranker == scorer.ranking()
+    assert Answerer(retriever, scorer=scorer).ranker == scorer.ranking()  # the default: "hand+cosine"
+    assert Answerer(retriever, AnswerConfig(rank_by="hand"), scorer=scorer).ranker == AnswerScorer.hand()
     assert Answerer(retriever, AnswerConfig(rank_by="learned"), scorer=scorer).ranker is scorer
     with pytest.raises(ValueError, match="rank_by"):
         Answerer(retriever, AnswerConfig(rank_by="best"), scorer=scorer)
-    assert scorer.hand_dense == json.loads(WEIGHTS_FILE.read_text("utf-8"))["hand_dense"]
+    # the cosine's weight is `dense` for an open question and `typed` for a typed one
+    ranking = AnswerScorer.hand(6.0, 1.0)
+    base = {n: 0.0 for n in FEATURES}
+    for typed, weight in ((0.0, 6.0), (1.0, 1.0)):
+        f = base | {"typed_question": typed, "sent_dense_gap": -0.1, "sent_dense_gap*typed": -0.1 * typed}
+        assert ranking.logit(f) - ranking.logit(f | {"sent_dense_gap": 0.0, "sent_dense_gap*typed": 0.0}) == pytest.approx(-0.1 * weight)
 
 
 def test_target_feature():
