@@ -98,6 +98,29 @@ def run(rag: RAG, questions: list[str], k: int = 5) -> tuple[list[list[str]], li
     return docs, times
 
 
+def sentence_latency(retriever: Retriever, items) -> dict:
+    """What the sentence feature adds to a Milvus search: each question searched with it (its candidates'
+    sentence vectors fetched cold, the cache emptied before each search) and without it (weight 0), on the
+    same view, in alternating order (the machine's load drifts alike over both)."""
+    view = retriever.snapshot
+    plain = Retriever(view, retriever.embedder, replace(retriever.config, sentence_dense=0.0, sentence_dense_unaccented=0.0))
+    out = {}
+    for label, questions in (("accented", [i.question for i in items]), ("unaccented", [fold(i.question) for i in items])):
+        times = {"with": [], "without": []}
+        for n, q in enumerate(questions):
+            order = (("with", retriever), ("without", plain)) if n % 2 == 0 else (("without", plain), ("with", retriever))
+            for name, r in order:
+                view._sentences.data.clear()
+                t0 = time.perf_counter()
+                r.search(q, 5)
+                times[name].append((time.perf_counter() - t0) * 1000)
+        diff = np.array(times["with"]) - np.array(times["without"])
+        out[label] = {**{f"{name}_p{p}_ms": round(float(np.percentile(t, p)), 2) for name, t in times.items() for p in (50, 95)},
+                      "added_p50_ms": round(float(np.percentile(diff, 50)), 2),
+                      "added_p95_ms": round(float(np.percentile(diff, 95)), 2)}
+    return out
+
+
 def _count_calls(client, calls: Counter) -> None:
     """Count the client's round trips (search, get, query) into `calls`."""
     for name in ("search", "get", "query"):
@@ -189,6 +212,8 @@ def main() -> int:
                 "R@1_difference": round(out[f"{label}_{next(k for k in res if k.startswith('milvus'))}"]["R@1"]
                                         - out[f"{label}_local"]["R@1"], 4),
             }
+        if args.without_sentences:
+            out["sentence_feature_latency"] = sentence_latency(rags["milvus"]._retriever, items)
         milvus_store.close_all()
         if embedder is not None:
             out["embedded_passages"], out["embedded_questions"] = embedder.embedded["passages"], embedder.embedded["questions"]

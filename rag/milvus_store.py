@@ -252,7 +252,7 @@ def _sents_schema(dim: int):
         schema.add_field("id", DataType.INT64, is_primary=True)  # chunk * SENT_SLOTS + n
         schema.add_field("chunk", DataType.INT64)
         schema.add_field("n", DataType.INT64)
-        schema.add_field("vec", DataType.FLOAT_VECTOR, dim=dim)
+        schema.add_field("vec", DataType.FLOAT16_VECTOR, dim=dim)  # (float16, as the local store keeps them)
         index.add_index(field_name="vec", index_type="FLAT", metric_type="IP")
         index.add_index(field_name="chunk", index_type="INVERTED")
 
@@ -580,7 +580,7 @@ class MilvusIndex:
     # -- sentence vectors
 
     def sentence_block(self, i: int) -> np.ndarray | None:
-        """The vectors of the sentences of chunk `i` (float32, one row per sentence of rag.text.sentence_spans
+        """The vectors of the sentences of chunk `i` (float16, one row per sentence of rag.text.sentence_spans
         of its text), or None when the index holds none or no chunk `i`."""
         return self.sentence_blocks([i]).get(int(i))
 
@@ -593,7 +593,7 @@ class MilvusIndex:
         todo = sorted(set(ids) - out.keys())
         if not todo:
             return out
-        found: dict[int, list[tuple[int, list[float]]]] = {}
+        found: dict[int, list[tuple[int, bytes]]] = {}
         for k in range(0, len(todo), 200):
             part = todo[k : k + 200]
             rows = self.client.query(self.names["sents"], filter=f"chunk in {_lit(part)}",
@@ -602,16 +602,18 @@ class MilvusIndex:
                 rows = [r for i in part for r in self.client.query(self.names["sents"], filter=f"chunk == {i}",
                                                                    output_fields=["chunk", "n", "vec"], limit=MAX_SENTENCES)]
             for row in rows:
-                found.setdefault(int(row["chunk"]), []).append((int(row["n"]), row["vec"]))
+                vec = row["vec"]  # (a float16 vector comes back as its bytes, in a list)
+                found.setdefault(int(row["chunk"]), []).append((int(row["n"]), vec[0] if isinstance(vec, list) else vec))
         # a chunk without sentences gets an empty block; an id that is no chunk, none
         empty = [i for i in todo if i not in found and self.chunks.cache.get(i) is None]
         chunks = {i for i in empty if self._has_chunk(i)}  # (rare: the chunker makes no chunk without a sentence)
         dim = int(self.manifest["model"]["dim"])
         for i in todo:
             if i in found:
-                block = np.asarray([v for _, v in sorted(found[i], key=lambda r: r[0])], dtype=np.float32).reshape(-1, dim)
+                data = b"".join(v for _, v in sorted(found[i], key=lambda r: r[0]))
+                block = np.frombuffer(data, dtype=np.float16).reshape(-1, dim)
             elif i in chunks or self.chunks.cache.get(i) is not None:
-                block = np.zeros((0, dim), np.float32)
+                block = np.zeros((0, dim), np.float16)
             else:
                 continue
             block.flags.writeable = False  # (shared by the cache)
@@ -1118,15 +1120,15 @@ def _insert_documents(client, names, docs, config, embedder, next_id, delta, pro
 
 
 def _sentence_rows(chunk_rows: list[dict], pieces: list[list[str]], vectors: np.ndarray):
-    """The sents rows of these chunks: `vectors` holds their sentences' vectors, chunk after chunk. Rounded
-    to float16 first, as the local store keeps them (both stores then rank with the same numbers)."""
-    vectors = vectors.astype(np.float16).astype(np.float32)
+    """The sents rows of these chunks: `vectors` holds their sentences' vectors, chunk after chunk; stored
+    as float16, as the local store keeps them (both stores then rank with the same numbers)."""
+    vectors = vectors.astype(np.float16)
     at = 0
     for row, sents in zip(chunk_rows, pieces):
         if len(sents) > MAX_SENTENCES:
             raise UsageError(f"A chunk of {row['doc_id']} has {len(sents)} sentences; index it with a smaller --chunk-size.")
         for n in range(len(sents)):
-            yield {"id": row["id"] * SENT_SLOTS + n, "chunk": row["id"], "n": n, "vec": vectors[at + n].tolist()}
+            yield {"id": row["id"] * SENT_SLOTS + n, "chunk": row["id"], "n": n, "vec": vectors[at + n]}
         at += len(sents)
 
 

@@ -159,8 +159,8 @@ def test_sentence_vectors_match(both):
     assert local.keys() == milvus.keys()
     for cid, (_, a) in local.items():
         b = milvus[cid][1]
-        assert a.shape == b.shape, cid
-        a = a.astype(np.float32)
+        assert a.shape == b.shape and a.dtype == b.dtype == np.float16, cid  # (float16 in both, as stored)
+        a, b = a.astype(np.float32), b.astype(np.float32)
         cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
         assert (cos >= 0.999).all(), cid
     for question in QUESTIONS[:3]:
