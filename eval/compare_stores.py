@@ -104,6 +104,7 @@ def sentence_latency(retriever: Retriever, items) -> dict:
     same view, in alternating order (the machine's load drifts alike over both)."""
     view = retriever.snapshot
     plain = Retriever(view, retriever.embedder, replace(retriever.config, sentence_dense=0.0, sentence_dense_unaccented=0.0))
+    plain._query_vector, plain._restored = retriever._query_vector, retriever._restored  # (the same warm caches)
     out = {}
     for label, questions in (("accented", [i.question for i in items]), ("unaccented", [fold(i.question) for i in items])):
         times = {"with": [], "without": []}

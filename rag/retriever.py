@@ -70,6 +70,9 @@ class Retriever:
         # never outlives the chunk it describes.
         self._chunk_years = lru_cache(maxsize=200_000)(self._years_of)  # by chunk index
         self._query_vector = lru_cache(maxsize=1_024)(self._embed)  # a question asked again skips the model
+        # an unaccented question's accents, restored once (the search, the sentence feature and the answerer
+        # each ask; with Milvus each restoring is two round trips)
+        self._restored = lru_cache(maxsize=1_024)(self._restore)
 
     @property
     def mode(self) -> str:
@@ -147,9 +150,12 @@ class Retriever:
         often carry in this index ("ty le ho ngheo" -> "tỷ lệ hộ nghèo"), which the model reads far better."""
         if not (query.folded and self.config.restore_diacritics):
             return query.normalized
+        return self._restored(query.normalized)
+
+    def _restore(self, text: str) -> str:
         if self._restorer is None:
             self._restorer = self.snapshot.restorer()
-        return self._restorer.restore(query.normalized)
+        return self._restorer.restore(text)
 
     def similarities(self, query: Query, chunks: list[Chunk]) -> list[float | None]:
         """Cosine of the question and each chunk, from the index's stored vectors and the (cached) question
