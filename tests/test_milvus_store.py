@@ -219,6 +219,24 @@ def test_incremental(kind, tmp_path, seeds_copy):
         assert rag._retriever.snapshot.idf(["2,27%"], "syl")["2,27%"] == 0.0
 
 
+@pytest.mark.slow
+def test_milvus_sentences_setting_is_kept(tmp_path, seeds_copy):
+    """An index built without sentence vectors stays so when documents are added (as the local store);
+    building it with them is a full rebuild that embeds every chunk's sentences."""
+    store = _store("milvus", tmp_path)
+    files = sorted(seeds_copy.glob("*.txt"))
+    rag, _ = RAG.build(files[:2], tmp_path / "index", model="hashing", store=store, sentences=False)
+    view = rag._retriever.snapshot
+    assert view.manifest["sentences"] is False and view.sentence_block(0) is None
+    assert not view.client.has_collection(view.names["sents"])
+    rag.add([files[2]])
+    view = rag._retriever.snapshot
+    assert len(rag.documents) == 3 and view.manifest["sentences"] is False and view.sentence_blocks([0, 1]) == {}
+    rag, _ = RAG.build(files[:3], tmp_path / "index", model="hashing", store=store)
+    assert rag._retriever.snapshot.build != view.build and rag._retriever.snapshot.manifest["sentences"] is True
+    _check_sentence_vectors(rag)
+
+
 @pytest.mark.parametrize("kind", BOTH_SLOW_MILVUS)
 def test_documents_are_known_by_their_files(kind, tmp_path, monkeypatch, seeds_repo):
     """The rule of rag/indexer.py (plan_build, merge) in both stores: a document is known by its file's
