@@ -223,7 +223,7 @@ class RAG:
             manifest = old.snapshot.manifest
             chunking = ChunkConfig(**manifest["chunking"])
             config = _config(old.embedder, chunking.size, chunking.overlap, manifest["model"].get("faiss") or "auto",
-                             "sentences.npy" in manifest.get("files", {}))  # as the index was built
+                             manifest.get("sentences", "sentences.npy" in manifest.get("files", {})))  # as built (Milvus: "sentences")
             report = run(config, old.embedder)
             self._retriever = Retriever(backend.open_view(self.store, self.index_dir), old.embedder, old.config)
             return report

@@ -51,7 +51,11 @@ class Where:
 
 @runtime_checkable
 class IndexView(Protocol):
-    """What retrieval reads from an index. Every method is safe to call from several threads."""
+    """What retrieval reads from an index. Every method is safe to call from several threads.
+
+    Optional (the retriever looks for them with getattr): `sentence_block(i)`, the vectors of chunk i's
+    sentences, or None; `sentence_blocks(ids)`, those of many chunks at once ({id: block}); `chunk_row(chunk)`,
+    the id of a Chunk in the index (the local store's is its position in `chunks`)."""
 
     kind: str  # "local" | "milvus"
     manifest: dict  # model {name, build, precision, dim, ...}, chunking, lexical, counts, ...

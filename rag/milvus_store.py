@@ -1,6 +1,6 @@
 """The index in Milvus: Milvus Lite in-process (a file path), or a Milvus server or cluster (http://host:port).
 
-An index named N (default "rag") is a build of four collections, N_<build>_*:
+An index named N (default "rag") is a build of four or five collections, N_<build>_*:
 
 - ``chunks``: one row per chunk (int64 id, its document, offsets, text, header, linked text, section,
   places), its body's sentences as syllables (for the coverage rerank), and four token fields that
@@ -8,6 +8,9 @@ An index named N (default "rag") is a build of four collections, N_<build>_*:
   diacritics-folded forms, the same tokens rag/lexical.py indexes with bm25s;
 - ``dense``: the chunk vectors (same ids; a collection of its own because Milvus allows four vector
   fields per collection and the BM25 fields take them all), searched exactly (FLAT, inner product);
+- ``sents``: the vectors of each chunk's sentences (rag.text.sentence_spans of its text), one row per
+  sentence (chunk id, sentence number, vector), when the build embeds them (IndexConfig.sentences, as
+  the local store's sentences.npy): the rerank's and the answerer's question–sentence cosine;
 - ``docs``: documents (cleaned text in parts of at most 16,000 characters, metadata, sections, hash),
   and the manifest row (model name, build, dimension, chunking, counts, format version);
 - ``vocab``: the document frequency of every syllable, bigram and folded syllable, for the idf of the
@@ -46,7 +49,7 @@ from .backend import StoreConfig
 from .errors import IndexCorrupt, IndexNotFound, RagError, UsageError
 from .lexical import EMPTY, FIELDS, SENTENCE_CUT, LexicalConfig
 from .retriever import Restorer
-from .text import bigrams, fold, syllables
+from .text import bigrams, fold, sentence_spans, syllables
 from .types import Chunk, DocMeta, Document, Section
 
 FORMAT_NAME = "rag-vi-milvus"
@@ -60,6 +63,8 @@ FIELD_FETCH = 2  # each BM25 field returns FIELD_FETCH x the candidates wanted, 
 CONNECT_TIMEOUT = 4.0  # seconds; "never a hang"
 VOCAB_FIELDS = ("syl", "bi", "fsyl")  # document frequencies kept for these fields
 CACHE = 20_000  # chunks (and documents / 4) kept per opened index
+SENT_SLOTS = 1 << 16  # a sentence's row id: chunk id * SENT_SLOTS + its number in the chunk
+MAX_SENTENCES = 16_384  # per chunk (what one query returns)
 
 
 # ---------------------------------------------------------------- connecting
@@ -170,8 +175,11 @@ def close_all() -> None:
 # ---------------------------------------------------------------- schema
 
 
+PARTS = ("chunks", "dense", "sents", "docs", "vocab")
+
+
 def _names(prefix: str) -> dict[str, str]:
-    return {part: f"{prefix}_{part}" for part in ("chunks", "dense", "docs", "vocab")}
+    return {part: f"{prefix}_{part}" for part in PARTS}
 
 
 def _dummy(schema, index) -> None:
@@ -233,6 +241,20 @@ def _dense_schema(dim: int):
         _filter_fields(schema)
         schema.add_field("digits", DataType.VARCHAR, max_length=MAX_BYTES)  # the text's digit runs
         index.add_index(field_name="vec", index_type="FLAT", metric_type="IP")
+
+    return build
+
+
+def _sents_schema(dim: int):
+    from pymilvus import DataType
+
+    def build(schema, index):
+        schema.add_field("id", DataType.INT64, is_primary=True)  # chunk * SENT_SLOTS + n
+        schema.add_field("chunk", DataType.INT64)
+        schema.add_field("n", DataType.INT64)
+        schema.add_field("vec", DataType.FLOAT16_VECTOR, dim=dim)  # (float16, as the local store keeps them)
+        index.add_index(field_name="vec", index_type="FLAT", metric_type="IP")
+        index.add_index(field_name="chunk", index_type="INVERTED")
 
     return build
 
@@ -330,7 +352,7 @@ def _drop_build(client, build: str) -> None:
 
 def _drop_stale(client, name: str, keep: set[str]) -> None:
     """Builds of this index other than `keep`: old ones and those of failed builds."""
-    pattern = re.compile(rf"^({re.escape(name)}_b\d{{14}}[0-9a-f]{{6}})_(chunks|dense|docs|vocab)$")
+    pattern = re.compile(rf"^({re.escape(name)}_b\d{{14}}[0-9a-f]{{6}})_({'|'.join(PARTS)})$")
     for coll in client.list_collections():
         match = pattern.match(coll)
         if match and match.group(1) not in keep:
@@ -417,6 +439,7 @@ class MilvusIndex:
         self.lexical = self  # what the answerer reads (`.lexical.idf`)
         self._df: dict[str, int] = {}  # "field token" -> document frequency, cached
         self._doc_of: dict[int, str] = {}  # chunk id -> its document, from searches' outputs
+        self._sentences = _LRU(CACHE) if manifest.get("sentences") else None  # chunk id -> its sentences' vectors
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="milvus") if self.workers else None
         self.path = None
 
@@ -554,6 +577,68 @@ class MilvusIndex:
         docs.result()
         self.documents.fetch({self.chunks[i].doc_id for i in ids} - known)
 
+    # -- sentence vectors
+
+    def sentence_block(self, i: int) -> np.ndarray | None:
+        """The vectors of the sentences of chunk `i` (float16, one row per sentence of rag.text.sentence_spans
+        of its text), or None when the index holds none or no chunk `i`."""
+        return self.sentence_blocks([i]).get(int(i))
+
+    def sentence_blocks(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
+        """sentence_block of each of `ids` (those it gives a block), in one query for the ones not cached."""
+        if self._sentences is None:
+            return {}
+        ids = [int(i) for i in ids]
+        out = {i: b for i, b in ((i, self._sentences.get(i)) for i in ids) if b is not None}
+        todo = sorted(set(ids) - out.keys())
+        if not todo:
+            return out
+        found: dict[int, list[tuple[int, bytes]]] = {}
+        for k in range(0, len(todo), 200):
+            part = todo[k : k + 200]
+            rows = self.client.query(self.names["sents"], filter=f"chunk in {_lit(part)}",
+                                     output_fields=["chunk", "n", "vec"], limit=16_384)
+            if len(rows) >= 16_384:  # (more sentences than one query returns: one chunk at a time)
+                rows = [r for i in part for r in self.client.query(self.names["sents"], filter=f"chunk == {i}",
+                                                                   output_fields=["chunk", "n", "vec"], limit=MAX_SENTENCES)]
+            for row in rows:
+                vec = row["vec"]  # (a float16 vector comes back as its bytes, in a list)
+                found.setdefault(int(row["chunk"]), []).append((int(row["n"]), vec[0] if isinstance(vec, list) else vec))
+        # a chunk without sentences gets an empty block; an id that is no chunk, none
+        empty = [i for i in todo if i not in found and self.chunks.cache.get(i) is None]
+        chunks = {i for i in empty if self._has_chunk(i)}  # (rare: the chunker makes no chunk without a sentence)
+        dim = int(self.manifest["model"]["dim"])
+        for i in todo:
+            if i in found:
+                data = b"".join(v for _, v in sorted(found[i], key=lambda r: r[0]))
+                block = np.frombuffer(data, dtype=np.float16).reshape(-1, dim)
+            elif i in chunks or self.chunks.cache.get(i) is not None:
+                block = np.zeros((0, dim), np.float16)
+            else:
+                continue
+            block.flags.writeable = False  # (shared by the cache)
+            self._sentences.put(i, block)
+            out[i] = block
+        return out
+
+    def chunk_row(self, chunk: Chunk) -> int | None:
+        """The id of `chunk` in this index (what sentence_block takes), or None when it holds no such chunk."""
+        found = self.chunks.id_of(chunk.id)
+        if found is None and _quotable(chunk.id):  # (not found by a search of this index: asked)
+            expr = f"cid == {json.dumps(chunk.id, ensure_ascii=False)}"
+            if self._count(expr):
+                found = int(self.client.query(self.names["chunks"], filter=expr, output_fields=["id"], limit=1)[0]["id"])
+        return found
+
+    def _has_chunk(self, i: int) -> bool:
+        return self._count(f"id == {int(i)}") > 0
+
+    def _count(self, expr: str) -> int:
+        """The chunks `expr` matches (a count first: pymilvus 2.5 fails to decode an empty get or query
+        result of a collection with array fields)."""
+        rows = self.client.query(self.names["chunks"], filter=expr, output_fields=["count(*)"])
+        return int(rows[0]["count(*)"]) if rows else 0
+
     # -- the rerank's data
 
     def doc_freqs(self, field: str, tokens: Iterable[str]) -> dict[str, int]:
@@ -653,9 +738,13 @@ class _Chunks(Sequence):
     def __init__(self, index: MilvusIndex) -> None:
         self.index = index
         self.cache = _LRU(CACHE)
+        self.ids = _LRU(CACHE)  # chunk.id -> its id in the index
 
     def __len__(self) -> int:
         return self.index.size
+
+    def id_of(self, cid: str) -> int | None:
+        return self.ids.get(cid)
 
     def fetch(self, ids) -> None:
         todo = sorted({int(i) for i in ids if self.cache.get(int(i)) is None})
@@ -666,6 +755,7 @@ class _Chunks(Sequence):
                               places=tuple(row["places"] or ()))
                 sents = [s.split(" ") for s in row["sents"].split("\n") if s]
                 self.cache.put(int(row["id"]), (chunk, sents))
+                self.ids.put(chunk.id, int(row["id"]))
 
     def _entry(self, i: int):
         entry = self.cache.get(int(i))
@@ -796,9 +886,14 @@ def _manifest(config, embedder, dense: bool, counts: dict, next_id: int) -> dict
             "normalized": True, "faiss": None, "milvus_index": "FLAT" if dense else None,
         },
         "mode": "dense" if dense else "lexical",
+        "sentences": _with_sentences(config, dense),  # the sents collection holds each chunk's sentences' vectors
         "chunking": asdict(config.chunk), "lexical": asdict(config.lexical),
         "counts": counts, "next_id": next_id, "versions": versions,
     }
+
+
+def _with_sentences(config, dense: bool) -> bool:
+    return bool(dense and getattr(config, "sentences", False))
 
 
 def _write_manifest(client, build: str, manifest: dict) -> None:
@@ -827,6 +922,7 @@ def update(cfg: StoreConfig, config, embedder, *, add: list[Document], keep=lamb
         old_manifest.get("format_version") == FORMAT_VERSION
         and old_manifest["chunking"] == asdict(config.chunk) and old_manifest["lexical"] == asdict(config.lexical)
         and old_manifest["mode"] == ("dense" if dense else "lexical")
+        and bool(old_manifest.get("sentences")) == _with_sentences(config, dense)
         and (not dense or (old_manifest["model"]["name"] == embedder.name and old_manifest["model"]["build"] == embedder.build
                            and old_manifest["model"]["dim"] == embedder.dim))
     )
@@ -857,6 +953,8 @@ def update(cfg: StoreConfig, config, embedder, *, add: list[Document], keep=lamb
                 client.delete(names["chunks"], ids=ids[k : k + 1000])
                 if dense:
                     client.delete(names["dense"], ids=ids[k : k + 1000])
+                if _with_sentences(config, dense):
+                    client.delete(names["sents"], filter=f"chunk in {_lit(ids[k : k + 1000])}")
             client.delete(names["docs"], filter=f"doc_id in {_lit(drop)}")
         next_id, n_new = _insert_documents(client, names, fresh, config, embedder, next_id, delta, progress, chunk_document)
         _apply_vocab(client, names["vocab"], delta)
@@ -884,6 +982,8 @@ def update(cfg: StoreConfig, config, embedder, *, add: list[Document], keep=lamb
         _create(client, new["chunks"], _chunks_schema(config.lexical))
         if dense:
             _create(client, new["dense"], _dense_schema(embedder.dim))
+        if _with_sentences(config, dense):
+            _create(client, new["sents"], _sents_schema(embedder.dim))
         _create(client, new["docs"], _docs_schema)
         _create(client, new["vocab"], _vocab_schema)
         delta = Counter()
@@ -975,20 +1075,26 @@ def _insert_documents(client, names, docs, config, embedder, next_id, delta, pro
                       embed=None) -> tuple[int, int]:
     """Chunk, embed and insert `docs` (ids from `next_id` on, in order), GROUP chunks at a time;
     vocabulary counts into `delta`. A document's row goes in after all its chunks. `embed`: what
-    embeds a group's texts (default: embedder.embed_documents; rag index --workers passes a pool's)."""
+    embeds a group's texts (default: embedder.embed_documents; rag index --workers passes a pool's).
+    When the build keeps sentence vectors (config.sentences), each chunk's sentences are embedded in
+    the same call as the chunks (as rag/indexer.py does) and inserted with their chunk's id."""
     from .indexer import _progress
 
     if embedder is not None and embed is None:
         embed = embedder.embed_documents
+    with_sentences = _with_sentences(config, embedder is not None)
     chunk_rows, doc_rows, texts = [], [], []
     total = 0
 
     def flush():
         if embedder is not None and chunk_rows:
-            vectors = np.asarray(embed(texts), dtype=np.float32)
+            pieces = [[r["text"][a:b] for a, b in sentence_spans(r["text"])] for r in chunk_rows] if with_sentences else []
+            vectors = np.asarray(embed(texts + [t for p in pieces for t in p]), dtype=np.float32)
             _insert(client, names["dense"], [
                 {"id": r["id"], "vec": v.tolist(), "doc_id": r["doc_id"], "places": r["places"], "province": r["province"], "years": r["years"],
                  "digits": _clip(" ".join(DIGITS.findall(r["text"])))} for r, v in zip(chunk_rows, vectors)])
+            if with_sentences:
+                _insert(client, names["sents"], list(_sentence_rows(chunk_rows, pieces, vectors[len(texts):])))
         _insert(client, names["chunks"], chunk_rows)
         _insert(client, names["docs"], doc_rows)
         chunk_rows.clear(), doc_rows.clear(), texts.clear()
@@ -1011,6 +1117,19 @@ def _insert_documents(client, names, docs, config, embedder, next_id, delta, pro
             flush()
     flush()
     return next_id, total
+
+
+def _sentence_rows(chunk_rows: list[dict], pieces: list[list[str]], vectors: np.ndarray):
+    """The sents rows of these chunks: `vectors` holds their sentences' vectors, chunk after chunk; stored
+    as float16, as the local store keeps them (both stores then rank with the same numbers)."""
+    vectors = vectors.astype(np.float16)
+    at = 0
+    for row, sents in zip(chunk_rows, pieces):
+        if len(sents) > MAX_SENTENCES:
+            raise UsageError(f"A chunk of {row['doc_id']} has {len(sents)} sentences; index it with a smaller --chunk-size.")
+        for n in range(len(sents)):
+            yield {"id": row["id"] * SENT_SLOTS + n, "chunk": row["id"], "n": n, "vec": vectors[at + n]}
+        at += len(sents)
 
 
 def _apply_vocab(client, coll: str, delta: Counter, fresh: bool = False) -> None:

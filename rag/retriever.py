@@ -70,6 +70,9 @@ class Retriever:
         # never outlives the chunk it describes.
         self._chunk_years = lru_cache(maxsize=200_000)(self._years_of)  # by chunk index
         self._query_vector = lru_cache(maxsize=1_024)(self._embed)  # a question asked again skips the model
+        # an unaccented question's accents, restored once (the search, the sentence feature and the answerer
+        # each ask; with Milvus each restoring is two round trips)
+        self._restored = lru_cache(maxsize=1_024)(self._restore)
 
     @property
     def mode(self) -> str:
@@ -147,9 +150,12 @@ class Retriever:
         often carry in this index ("ty le ho ngheo" -> "tỷ lệ hộ nghèo"), which the model reads far better."""
         if not (query.folded and self.config.restore_diacritics):
             return query.normalized
+        return self._restored(query.normalized)
+
+    def _restore(self, text: str) -> str:
         if self._restorer is None:
             self._restorer = self.snapshot.restorer()
-        return self._restorer.restore(query.normalized)
+        return self._restorer.restore(text)
 
     def similarities(self, query: Query, chunks: list[Chunk]) -> list[float | None]:
         """Cosine of the question and each chunk, from the index's stored vectors and the (cached) question
@@ -163,6 +169,9 @@ class Retriever:
 
     def _row(self, chunk: Chunk) -> int | None:
         """The chunk's position in the index (the row of its stored vectors), or None."""
+        row_of = getattr(self.snapshot, "chunk_row", None)  # (Milvus: its id, known from the search that found it)
+        if row_of is not None:
+            return row_of(chunk)
         if self._rows is None:
             self._rows = {c.id: i for i, c in enumerate(self.snapshot.chunks)}
         return self._rows.get(chunk.id)
@@ -171,10 +180,11 @@ class Retriever:
         """Each candidate's best question–sentence cosine, min-max scaled over the candidates, times its weight:
         the passage that holds one sentence saying what was asked, among passages on the same subject."""
         weight = self.config.sentence_dense_unaccented if query.folded else self.config.sentence_dense
-        block = getattr(self.snapshot, "sentence_block", None)  # (a Milvus index stores no sentence vectors)
+        block = getattr(self.snapshot, "sentence_block", None)  # (an index built without sentence vectors has none)
         if weight <= 0 or self.embedder is None or block is None or not candidates:
             return {}
-        blocks = {i: block(i) for i in candidates}
+        many = getattr(self.snapshot, "sentence_blocks", None)  # (Milvus: every candidate's in one query)
+        blocks = many(candidates) if many is not None else {i: block(i) for i in candidates}
         qvec = self._query_vector(self.dense_text(query))
         best = {i: float((b.astype(np.float32) @ qvec).max()) for i, b in blocks.items() if b is not None and len(b)}
         if not best:

@@ -20,6 +20,7 @@ from rag.backend import IndexView, StoreConfig  # noqa: E402
 from rag.errors import IndexNotFound, RagError, UsageError  # noqa: E402
 from rag.lexical import tokenize  # noqa: E402
 from rag.query import analyse  # noqa: E402
+from rag.text import sentence_spans  # noqa: E402
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 HUE = "004_1400c37e89a2c6fc"
@@ -39,8 +40,8 @@ def _seeds_index(kind: str, tmp_path_factory):
     """seeds/ indexed once per store for the module (read-only tests share it)."""
     if kind not in _BUILT:
         tmp = tmp_path_factory.mktemp(kind)
-        # without sentence vectors: a Milvus index holds none (yet), and the two are compared feature for feature
-        _BUILT[kind] = RAG.build([SEEDS], tmp / "index", model="hashing", store=_store(kind, tmp), sentences=False)
+        # with each chunk's sentences' vectors (the default): both stores keep them, the rerank and the answerer read them
+        _BUILT[kind] = RAG.build([SEEDS], tmp / "index", model="hashing", store=_store(kind, tmp))
     return _BUILT[kind]
 
 
@@ -106,6 +107,72 @@ def test_idf_and_coverage(built):
     assert view.restorer().restore("ty le ho ngheo") == "tỷ lệ hộ nghèo"
 
 
+def _chunks_and_sentence_blocks(rag) -> dict[str, tuple]:
+    """chunk id -> (the chunk, its sentence_block), for every chunk of the index (Milvus: one sentence_blocks call)."""
+    view = rag._retriever.snapshot
+    if view.kind == "local":
+        return {c.id: (c, view.sentence_block(i)) for i, c in enumerate(view.chunks)}
+    rows = view.client.query(view.names["chunks"], filter="id >= 0", output_fields=["id"], limit=16_384)
+    blocks = view.sentence_blocks([int(r["id"]) for r in rows])
+    return {view.chunks[int(r["id"])].id: (view.chunks[int(r["id"])], blocks.get(int(r["id"]))) for r in rows}
+
+
+def _check_sentence_vectors(rag) -> None:
+    """Every chunk's block holds its sentences' vectors (rag.text.sentence_spans of its text, as the embedder
+    gives them, rounded to float16), and Milvus holds no other sentence rows (none left by replaced or removed
+    documents)."""
+    view = rag._retriever.snapshot
+    found = _chunks_and_sentence_blocks(rag)
+    assert len(found) == len(view.chunks)
+    for chunk, block in found.values():
+        texts = [chunk.text[a:b] for a, b in sentence_spans(chunk.text)]
+        assert block is not None and block.shape == (len(texts), view.manifest["model"]["dim"]), chunk.id
+        expected = rag._retriever.embedder.embed_documents(texts).astype(np.float16).astype(np.float32)
+        np.testing.assert_allclose(block.astype(np.float32), expected, atol=1e-3)
+    if view.kind == "milvus":
+        rows = view.client.query(view.names["sents"], filter="id >= 0", output_fields=["count(*)"])
+        assert rows[0]["count(*)"] == sum(len(b) for _, b in found.values())
+
+
+def test_sentence_vectors(built, monkeypatch):
+    rag = built[0]
+    view = rag._retriever.snapshot
+    _check_sentence_vectors(rag)
+    assert view.sentence_block(10**6) is None
+    if view.kind == "local":
+        assert view.sentences.dtype == np.float16  # (as on disk)
+    else:
+        assert view.manifest["sentences"] is True
+        view._sentences.data.clear()
+        calls = []
+        query = view.client.query
+        monkeypatch.setattr(view.client, "query", lambda *a, **kw: calls.append(kw.get("filter")) or query(*a, **kw))
+        blocks = view.sentence_blocks(range(12))  # the rerank's candidates: one query
+        assert len(calls) == 1 and sorted(blocks) == list(range(12))
+        assert all(view.sentence_block(i) is blocks[i] for i in range(12)) and len(calls) == 1  # (then cached)
+
+
+def test_sentence_vectors_match(both):
+    """The two stores hold the same sentence vectors (cosine >= 0.999 per sentence) and the retriever reads
+    the same question-sentence cosines from both."""
+    local, milvus = (_chunks_and_sentence_blocks(both[k]) for k in ("local", "milvus"))
+    assert local.keys() == milvus.keys()
+    for cid, (_, a) in local.items():
+        b = milvus[cid][1]
+        assert a.shape == b.shape and a.dtype == b.dtype == np.float16, cid  # (float16 in both, as stored)
+        a, b = a.astype(np.float32), b.astype(np.float32)
+        cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+        assert (cos >= 0.999).all(), cid
+    for question in QUESTIONS[:3]:
+        query = analyse(question)
+        sims = []
+        for kind in ("local", "milvus"):
+            hit = both[kind].search(question, 1)[0]
+            spans = sentence_spans(hit.chunk.text)
+            sims.append(both[kind]._retriever.sentence_similarities(query, hit.chunk, [hit.chunk.text[a:b] for a, b in spans]))
+        assert None not in sims[0] and sims[0] == pytest.approx(sims[1], abs=1e-4), question
+
+
 def test_answers(built):
     rag = built[0]
     for question in (QUESTION, "ty le ho ngheo hue 2023"):
@@ -136,17 +203,38 @@ def test_incremental(kind, tmp_path, seeds_copy):
         before = rag.chunk_count
         report = rag.add([files[4]])
         assert report.added == (files[4].stem,) and rag.chunk_count > before and len(rag.documents) == 5
+        _check_sentence_vectors(rag)  # (an add keeps the index's sentence vectors)
         # unchanged by hash: nothing re-indexed; changed: replaced
         files[0].write_text(files[0].read_text("utf-8") + "\nThêm một câu mới về hợp tác xã Quảng Trị.", "utf-8")
         _, report = RAG.build(files, tmp_path / kind / "index", model="hashing", store=store)
         assert report.updated == (files[0].stem,) and len(report.unchanged) == 4, kind
         rag = RAG.open(tmp_path / kind / "index", store=store)
         assert any("hợp tác xã Quảng Trị" in h.chunk.text for h in rag.search("hợp tác xã Quảng Trị", 3))
+        _check_sentence_vectors(rag)
         report = rag.remove(HUE)
         assert report.removed == (HUE,) and HUE not in rag.documents and len(rag.documents) == 4
+        _check_sentence_vectors(rag)
         assert all(h.chunk.doc_id != HUE for h in rag.search(QUESTION, 10)), kind
         # the vocabulary follows: a word only the removed document had has no idf left
         assert rag._retriever.snapshot.idf(["2,27%"], "syl")["2,27%"] == 0.0
+
+
+@pytest.mark.slow
+def test_milvus_sentences_setting_is_kept(tmp_path, seeds_copy):
+    """An index built without sentence vectors stays so when documents are added (as the local store);
+    building it with them is a full rebuild that embeds every chunk's sentences."""
+    store = _store("milvus", tmp_path)
+    files = sorted(seeds_copy.glob("*.txt"))
+    rag, _ = RAG.build(files[:2], tmp_path / "index", model="hashing", store=store, sentences=False)
+    view = rag._retriever.snapshot
+    assert view.manifest["sentences"] is False and view.sentence_block(0) is None
+    assert not view.client.has_collection(view.names["sents"])
+    rag.add([files[2]])
+    view = rag._retriever.snapshot
+    assert len(rag.documents) == 3 and view.manifest["sentences"] is False and view.sentence_blocks([0, 1]) == {}
+    rag, _ = RAG.build(files[:3], tmp_path / "index", model="hashing", store=store)
+    assert rag._retriever.snapshot.build != view.build and rag._retriever.snapshot.manifest["sentences"] is True
+    _check_sentence_vectors(rag)
 
 
 @pytest.mark.parametrize("kind", BOTH_SLOW_MILVUS)
@@ -229,11 +317,13 @@ def test_filters_reach_the_engine(both, monkeypatch):
 
 
 def test_stores_agree(both):
+    assert both["milvus"]._retriever.config.sentence_dense > 0  # (the sentence feature counts in both)
     for question in QUESTIONS:
-        local = [h.chunk.id for h in both["local"].search(question, 5)]
-        milvus = [h.chunk.id for h in both["milvus"].search(question, 5)]
-        assert local[:1] == milvus[:1], question
-        assert len(set(local) & set(milvus)) >= 4, question
+        local = both["local"].search(question, 5)
+        milvus = both["milvus"].search(question, 5)
+        assert [h.chunk.id for h in local][:1] == [h.chunk.id for h in milvus][:1], question
+        assert len({h.chunk.id for h in local} & {h.chunk.id for h in milvus}) >= 4, question
+        assert local[0].score == pytest.approx(milvus[0].score, abs=1e-3), question
 
 
 # ---------------------------------------------------------------- Milvus only
