@@ -318,6 +318,8 @@ class Answerer:
         top_score = hits[0].score or 1.0
         wants_target = _wants_target(query)
         dense = self.retriever.similarities(query, [hit.chunk for hit in hits])
+        # a store that keeps its chunk vectors in the engine (Milvus) has the cosine of the chunks its dense search found
+        dense = [c if c is not None else dict(hit.signals).get("dense") for c, hit in zip(dense, hits)]
         qwords = [fold(t) for t in syllables(query.normalized)]
         qpairs = {p for p in zip(qwords, qwords[1:]) if p[0] in idf or p[1] in idf}
         out: list[_Sentence] = []

@@ -326,6 +326,23 @@ def test_stores_agree(both):
         assert local[0].score == pytest.approx(milvus[0].score, abs=1e-3), question
 
 
+def test_stores_give_the_same_answers_and_confidence(both, monkeypatch):
+    """The answerer reads the chunk cosine from the store's vectors (local) or the dense search's scores (Milvus):
+    the same answer, citation and confidence from both."""
+    from dataclasses import replace
+
+    from rag import abstention
+
+    fitted = abstention.Abstention.load("dense")
+    # the hashing model's cosines count here as if the abstention had been fitted on them
+    monkeypatch.setattr(abstention.Abstention, "load", classmethod(lambda cls, mode="dense": replace(fitted, model=None)))
+    for question in QUESTIONS:
+        local, milvus = (both[k].ask(question) for k in ("local", "milvus"))
+        assert (local.answer, local.abstained) == (milvus.answer, milvus.abstained), question
+        assert [c.doc_id for c in local.citations] == [c.doc_id for c in milvus.citations], question
+        assert local.confidence == pytest.approx(milvus.confidence, abs=0.02), question
+
+
 # ---------------------------------------------------------------- Milvus only
 
 
