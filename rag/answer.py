@@ -281,6 +281,8 @@ class Answerer:
             reason = self._unsupported(query, sent)
             if not reason:
                 a, b = cell_span(sent.text, a) or (a, b)  # in a table row: the cell's whole value, its unit too
+                if query.expects in _NAMES:
+                    b = _whole_name(sent.text, b, self.retriever.snapshot.documents[sent.hit.chunk.doc_id].text)
                 return (sent, sent.text[a:b].strip(" ,.;:")), ""
             first_reason = first_reason or reason
         return None, first_reason
@@ -714,6 +716,24 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 def _numbers(text: str) -> set[str]:
     """The numbers a text states, years left out."""
     return {n for n in _NUMBER.findall(text) if not re.fullmatch(r"(?:19|20)\d{2}", n)}
+
+
+_NAMES = frozenset({"entity", "person", "place"})
+_NEXT_SYLLABLE = re.compile(r"[ \t]+([^\W\d_]+)")
+
+
+def _whole_name(sentence: str, end: int, document: str) -> int:
+    """The end of a name cut after the first syllable of its last word. A Vietnamese name capitalises only a word's
+    first syllable, so "Bộ Lao động – Thương binh và Xã" goes on with "hội". The next syllable joins the name when
+    it is lowercase and the document writes the capitalised syllable followed by it every time, at least twice."""
+    last = re.search(r"([^\W\d_]+)$", sentence[:end])
+    after = _NEXT_SYLLABLE.match(sentence, end)
+    if not last or not after or not last.group(1)[0].isupper() or not after.group(1).islower():
+        return end
+    followers = [m.group(1) for m in re.finditer(rf"(?<!\w){re.escape(last.group(1))}(?!\w)[ \t]+([^\W\d_]+)", document)]
+    if len(followers) >= 2 and set(followers) == {after.group(1)}:
+        return after.end()
+    return end
 
 
 def _free_span(query: Query, sentence: str) -> str:

@@ -237,3 +237,34 @@ def test_a_related_news_item_naming_no_place_is_about_the_sites_province(rag):
     result = rag.ask("Hòa Bình phân bổ bao nhiêu kinh phí thực hiện Pháp lệnh ưu đãi người có công năm 2024?")
     assert not result.abstained and "13,5 tỷ đồng" in result.answer, result.answer_text
     assert result.citations[0].doc_id == HOA_BINH
+
+
+def test_a_name_cut_after_its_last_words_first_syllable_is_completed_from_its_document():
+    from rag.answer import _whole_name
+
+    doc = ("Bộ Lao động – Thương binh và Xã hội chủ trì. Sở Lao động – Thương binh và Xã hội phối hợp. "
+           "Huế cho biết. Huế đạt 5%. Sở Y tế và Sở Y tế Huế.")
+    cases = [("Cơ quan chủ trì là Bộ Lao động – Thương binh và Xã hội.", "Bộ Lao động – Thương binh và Xã",
+              "Bộ Lao động – Thương binh và Xã hội"),
+             ("Sở Y tế cho biết", "Sở Y", "Sở Y tế"),
+             ("Ông A ở Huế cho biết", "Ông A ở Huế", "Ông A ở Huế"),  # "Huế" goes on with several words: a whole word
+             ("Bộ Lao động – Thương binh và Xã hội.", "Bộ Lao động – Thương binh và Xã hội", "Bộ Lao động – Thương binh và Xã hội")]
+    for sentence, cut, whole in cases:
+        start = sentence.index(cut)
+        assert sentence[start:_whole_name(sentence, start + len(cut), doc)] == whole
+    once = "Bộ Lao động – Thương binh và Xã hội chủ trì."  # written once: not enough to tell
+    assert _whole_name("là Bộ Nội vụ.", len("là Bộ Nội"), once) == len("là Bộ Nội")
+
+
+def test_an_organisation_is_answered_whole(tmp_path):
+    from rag.api import RAG
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "bao-cao.txt").write_text(
+        "Báo cáo tình hình lao động năm 2023\n"
+        "Năm 2023, Sở Lao động – Thương binh và Xã hội tỉnh Lâm Đồng giải quyết việc làm cho 32.500 lao động.\n"
+        "Cơ quan chủ trì thực hiện chương trình là Bộ Lao động – Thương binh và Xã hội. Sở Lao động – Thương binh "
+        "và Xã hội phối hợp với các huyện tổ chức 45 phiên giao dịch việc làm.\n", "utf-8")
+    RAG.build([tmp_path / "docs"], tmp_path / "index", model="none")
+    answer = RAG.open(tmp_path / "index").ask("Cơ quan nào chủ trì thực hiện chương trình?")
+    assert answer.answer == "Bộ Lao động – Thương binh và Xã hội"
