@@ -14,7 +14,7 @@ import time
 import numpy as np
 from dataclasses import dataclass, field, replace
 
-from . import compare, extract
+from . import compare, extract, gazetteer
 from .abstention import Abstention
 from .answer_scorer import BASE, TYPED, AnswerScorer
 from .lexical import tokenize
@@ -401,7 +401,7 @@ class Answerer:
             return "không có đoạn nào chứa đủ nội dung của câu hỏi"
         chunk = best.hit.chunk
         doc = self.retriever.snapshot.documents[chunk.doc_id]
-        if self.config.place_strict and query.place and not self.retriever.about_place(query.place, best.hit.chunk):
+        if self.config.place_strict and query.place and not self._about_place(query.place, best):
             return f"tài liệu không nói về {query.place}"
         if self.config.year_strict and query.years and not self._speaks_of_years(query, best, doc):
             return f"tài liệu không có số liệu năm {', '.join(map(str, query.years))}"
@@ -411,6 +411,17 @@ class Answerer:
         if _english(query) and len(query.normalized.split()) - len(query.text.split()) < 2:
             return "không hiểu đủ các từ tiếng Anh của câu hỏi; hãy hỏi bằng tiếng Việt"
         return None
+
+    def _about_place(self, place: str, sent: _Sentence) -> bool:
+        """The answer is about the asked place: its document is, or the document is about no known place and the
+        chunk names it, or the document is about another place and the sentence or its paragraph names the asked
+        one ("Hà Nội và TP Hồ Chí Minh là hai thị trường lao động lớn" in a Lâm Đồng report is no figure of Hà Nội)."""
+        if not self.retriever.about_place(place, sent.hit.chunk):
+            return False
+        doc_place = self.retriever._doc_place(sent.hit.chunk)
+        if doc_place is None or doc_place == place:
+            return True
+        return any(m.place.name == place for m in gazetteer.find_places(f"{sent.lead[-200:]} {sent.text}"))
 
     @staticmethod
     def _speaks_of_years(query: Query, best: _Sentence, doc) -> bool:

@@ -374,6 +374,27 @@ def province_counts(text: str) -> dict[str, float]:
     return counts
 
 
+# A provincial outlet or portal names its province: "Nguồn: Báo Lâm Đồng", "Đài PT-TH Nghệ An", "Cổng thông tin
+# điện tử tỉnh Quảng Trị", or its address: "baolamdong.vn", "nghean.gov.vn".
+_OUTLET = re.compile(r"\b(?:Báo|Đài\s+(?:PT-TH|PT&TH|PTTH|Phát\s+thanh\s*(?:-|–|và)?\s*Truyền\s+hình)|"
+                     r"Cổng\s+(?:thông\s+tin\s+)?(?:điện\s+tử\s+)?(?:tỉnh|thành\s+phố|TP\.?)?)\s+(?=\w)")
+_PORTAL = re.compile(r"\b(?:www\.)?(?:bao|dai|truyenhinh)?([a-z]{3,30})\.(?:gov\.|org\.|com\.)?vn\b", re.I)
+
+
+def publisher_province(text: str) -> Place | None:
+    """The province of the outlet or portal that published a text, when a line names one (the place must follow
+    the outlet's name directly, "Báo Lâm Đồng"; a national outlet, "Báo Lao Động", names none)."""
+    for m in _OUTLET.finditer(text):
+        found = find_places(text[m.end():m.end() + 40], folded=False)
+        if found and found[0].start == 0 and not found[0].via.startswith("subplace:"):
+            return found[0].place
+    for m in _PORTAL.finditer(text):
+        place = _LOOKUP.get(m.group(1).lower())
+        if place is not None:
+            return place
+    return None
+
+
 def _key(name: str) -> str:
     return re.sub(r"[\W_]+", "", fold(_modern_tone(unicodedata.normalize("NFC", name))))
 

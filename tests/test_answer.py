@@ -268,3 +268,21 @@ def test_an_organisation_is_answered_whole(tmp_path):
     RAG.build([tmp_path / "docs"], tmp_path / "index", model="none")
     answer = RAG.open(tmp_path / "index").ask("Cơ quan nào chủ trì thực hiện chương trình?")
     assert answer.answer == "Bộ Lao động – Thương binh và Xã hội"
+
+
+def test_a_report_is_about_its_outlets_province_not_a_place_it_mentions(tmp_path):
+    from rag.api import RAG
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "bc.txt").write_text(
+        "Toàn tỉnh giải quyết việc làm cho 28.400 lao động năm 2023\n"
+        "Năm 2023, toàn tỉnh đã giải quyết việc làm cho 28.400 lao động, đạt 105% kế hoạch. Tỷ lệ hộ nghèo giảm còn "
+        "1,85%. Hà Nội và TP Hồ Chí Minh là hai thị trường lao động lớn mà nhiều lao động của tỉnh tìm đến.\n"
+        "Nguồn: Báo Lâm Đồng\n", "utf-8")
+    RAG.build([tmp_path / "docs"], tmp_path / "index", model="none")
+    rag = RAG.open(tmp_path / "index")
+    assert next(iter(rag._retriever.snapshot.documents.values())).meta.province == "Lâm Đồng"
+    assert rag.ask("Tỷ lệ hộ nghèo Lâm Đồng 2023?").answer == "1,85%"
+    assert rag.ask("ty le ho ngheo lam dong 2023").answer == "1,85%"
+    other = rag.ask("Tỷ lệ hộ nghèo Hà Nội 2023?")  # named in the report, but not what its figures are about
+    assert other.abstained and "Hà Nội" in other.answer_text

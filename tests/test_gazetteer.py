@@ -6,6 +6,7 @@ import unicodedata
 
 import pytest
 
+from rag import gazetteer
 from rag.gazetteer import PLACES, SUBPLACES, Mention, fold, find_places, lookup, province_counts
 
 HUE = "Thừa Thiên Huế"
@@ -194,3 +195,18 @@ def test_province_counts_weights():
 def test_a_word_before_a_name_is_not_an_admin_word_when_the_name_is_cut():
     # "Xã hội An Giang" ends in An Giang; it is not "xã Hội An" (Quảng Nam)
     assert [m.place.name for m in find_places("Sở Lao động – Thương binh và Xã hội An Giang")] == ["An Giang"]
+
+
+@pytest.mark.parametrize("text, province", [
+    ("Nguồn: Báo Lâm Đồng", "Lâm Đồng"),
+    ("Theo Đài PT-TH Nghệ An", "Nghệ An"),
+    ("Cổng thông tin điện tử tỉnh Quảng Trị", "Quảng Trị"),
+    ("https://baolamdong.vn/xa-hoi/viec-lam", "Lâm Đồng"),
+    ("Nguồn: nghean.gov.vn", "Nghệ An"),
+    ("Báo Lao Động", None),  # a national outlet
+    ("Theo Báo cáo số 12 của tỉnh Hà Tĩnh", None),  # a report, not an outlet
+    ("vnexpress.net", None),
+])
+def test_publisher_province(text, province):
+    found = gazetteer.publisher_province(text)
+    assert (found.name if found else None) == province
