@@ -5,7 +5,7 @@
 Data: every question of eval/gold.jsonl, eval/heldout.jsonl and UIT-ViQuAD dev (`--squad`, indexed in
 `--squad-index`) is asked of its index as it is, and each answerable one is asked again of the same index without
 its document (the ViQuAD article's passages, the seed report): taken out of the top 30 hits before the 6 read are
-chosen. That makes 2,509 unanswerable questions beside the seeds' 32. The answerer picks a sentence and an answer
+chosen, and out of the word counts that say which of the question's words no document holds. That makes 2,509 unanswerable questions beside the seeds' 32. The answerer picks a sentence and an answer
 with its place, year and type rules but without its support floor; the label is whether the pick is right (the
 sentence or the answer holds a gold answer). The model: a logistic regression over rag.abstention.FEATURES,
 standardised (scikit-learn, lbfgs, L2: deterministic).
@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 from eval.train_answerer import CACHE, K, SQUAD, QuestionSet, folds_of, open_index, squad_corpus  # noqa: E402
 from rag.abstention import FEATURES, WEIGHTS_FILE  # noqa: E402
-from rag.answer import AnswerConfig, Answerer, answer_evidence  # noqa: E402
+from rag.answer import AnswerConfig, Answerer, answer_evidence, unknown_share  # noqa: E402
 from rag.evaluation import contains_answer, load_gold, load_squad  # noqa: E402
+from rag.lexical import tokenize  # noqa: E402
 
 DEPTH = 30  # hits retrieved before the question's own document is taken out
 C = 1.0
@@ -54,10 +56,28 @@ def owner(doc_id: str, squad: bool) -> str:
     return doc_id.split("_")[0] if squad else doc_id
 
 
+def doc_freqs(qs: QuestionSet, squad: bool):
+    """Document frequency in the folded syllable field of the whole index, and the part of it that each unit
+    (a ViQuAD article, a seed document) contributes: taking a unit out of the index takes out its words too."""
+    field = qs.retriever.snapshot.lexical.fields["fsyl"]
+    indptr, vocab = field.scores["indptr"], field.vocab_dict
+    per_unit: dict[str, Counter] = {}
+    for chunk in qs.retriever.snapshot.chunks:
+        per_unit.setdefault(owner(chunk.doc_id, squad), Counter()).update(set(tokenize(chunk.index_text)["fsyl"]))
+
+    def whole(words):
+        return {w: int(indptr[vocab[w] + 1] - indptr[vocab[w]]) if w in vocab else 0 for w in words}
+
+    def without(unit):
+        return lambda words: {w: d - per_unit.get(unit, Counter())[w] for w, d in whole(words).items()}
+    return whole, without
+
+
 def records(qs: QuestionSet, squad: bool):
     """Per question and condition: the rule's decision, the loose pick's features and whether it is right."""
     rule = Answerer(qs.retriever, AnswerConfig(abstain_by="support"))
     loose = Answerer(qs.retriever, AnswerConfig(abstain_by="support", min_support=0.0))
+    whole, without = doc_freqs(qs, squad)
     for item, query, hits in zip(qs.items, qs.queries, qs.hits):
         runs = [("asked", hits)]
         if item.answerable:
@@ -76,7 +96,8 @@ def records(qs: QuestionSet, squad: bool):
             if pick is not None:
                 sent, span = pick
                 row["right"] = answerable and (contains_answer(sent.text, item.answers) or contains_answer(span, item.answers))
-                row["evidence"] = answer_evidence(found, sent, sentences)
+                unknown = unknown_share(query, whole if condition == "asked" else without(owner(item.doc, squad)))
+                row["evidence"] = answer_evidence(found, sent, sentences, unknown)
             yield row
 
 

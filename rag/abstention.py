@@ -24,10 +24,11 @@ from pathlib import Path
 WEIGHTS_FILE = Path(__file__).parent / "data" / "abstention.json"
 
 # Of the picked sentence: answer._Sentence.features (documented in answer_scorer.BASE). Of the question: `top_score`
-# (the first hit's retrieval score), `best_support` and `best_sent_dense` (the best among all candidate sentences).
+# (the first hit's retrieval score), `best_support` and `best_sent_dense` (the best among all candidate sentences),
+# `unknown` (the share of the question's words that no document holds: answer.unknown_share).
 FEATURES = (
     "support", "support_own", "pairs", "sent_dense", "dense", "hit_score", "hit_rank", "sent_dense_gap",
-    "support_gap", "top_score", "best_support", "best_sent_dense", "typed_question", "year_own", "place",
+    "support_gap", "top_score", "best_support", "best_sent_dense", "typed_question", "year_own", "place", "unknown",
 )
 DENSE = ("sent_dense", "dense", "sent_dense_gap", "best_sent_dense")  # cosines of the model it was fitted with
 

@@ -177,21 +177,26 @@ class Answerer:
         sentences = self.candidates(query, hits)
         pick, reason = self.pick(query, hits, sentences)
         if pick is None:
-            return None, reason, self.confidence(hits, sentences[0], sentences) if sentences else 0.0
+            return None, reason, self.confidence(query, hits, sentences[0], sentences) if sentences else 0.0
         sentence = pick[0]
-        confidence = self.confidence(hits, sentence, sentences)
+        confidence = self.confidence(query, hits, sentence, sentences)
         if self.abstention is not None and confidence < self.abstention.threshold:
             return None, (f"câu gần nhất với câu hỏi chỉ chứa {sentence.support:.0%} nội dung của nó, và câu trả lời "
                           f"có độ tin cậy {confidence:.0%}, dưới ngưỡng {self.abstention.threshold:.0%}"), confidence
         return pick, "", confidence
 
-    def confidence(self, hits: list[Hit], sentence: _Sentence, sentences: list[_Sentence]) -> float:
+    def confidence(self, query: Query, hits: list[Hit], sentence: _Sentence, sentences: list[_Sentence]) -> float:
         """The probability that the answer from `sentence` is right (rag/abstention.py); without the fitted
         file, the ranking scorer's calibrated probability that the sentence holds the answer."""
         if self.abstention is None:
             other = max((s.logit for s in sentences if s is not sentence), default=None)
             return self.scorer.confidence(sentence.logit, other)
-        return self.abstention.probability(answer_evidence(hits, sentence, sentences), self._model())
+        unknown = unknown_share(query, self._doc_freq)
+        return self.abstention.probability(answer_evidence(hits, sentence, sentences, unknown), self._model())
+
+    def _doc_freq(self, words: list[str]) -> dict[str, float]:
+        """Whether the index holds each word (its idf, 0 when no document does)."""
+        return self.retriever.snapshot.lexical.idf(words, "fsyl")
 
     def _model(self) -> str | None:
         """The name of the model whose cosines the features are (None in a lexical index)."""
@@ -766,13 +771,31 @@ def with_filters(answer: Answer, province: str | None, year: int | None) -> Answ
     return replace(answer, answer_text=text)
 
 
-def answer_evidence(hits: list[Hit], sentence: _Sentence, sentences: list[_Sentence]) -> dict[str, float | None]:
-    """What rag/abstention.py reads: the sentence's features, the first hit's score and the best support and
-    question–sentence cosine among the candidates."""
+def answer_evidence(hits: list[Hit], sentence: _Sentence, sentences: list[_Sentence],
+                    unknown: float) -> dict[str, float | None]:
+    """What rag/abstention.py reads: the sentence's features, the first hit's score, the best support and
+    question–sentence cosine among the candidates, and the share of the question's words no document holds."""
     close = [s.features.get("sent_dense") for s in sentences]
     return {**sentence.features, "top_score": hits[0].score if hits else 0.0,
             "best_support": max((s.support for s in sentences), default=0.0),
-            "best_sent_dense": max((c for c in close if c is not None), default=None)}
+            "best_sent_dense": max((c for c in close if c is not None), default=None), "unknown": unknown}
+
+
+def question_syllables(query: Query) -> list[str]:
+    """The question's own words (folded syllables; numbers other than years left out), as `unknown` counts them."""
+    said = query.normalized[len(query.text):] if _english(query) else query.text  # (English: its translations)
+    words = dict.fromkeys(tokenize(said, query=True)["fsyl"])
+    return [w for w in words if not w.isdigit() or len(w) == 4]
+
+
+def unknown_share(query: Query, doc_freq) -> float:
+    """The share of the question's words that no document of the index holds ("giá vàng SJC" in reports on
+    jobs); `doc_freq(words)` gives each word's document frequency in the folded syllable field."""
+    words = question_syllables(query)
+    if not words:
+        return 0.0
+    df = doc_freq(words)
+    return sum(not df.get(w) for w in words) / len(words)
 
 
 def abstain(query: Query, reason: str, confidence: float | None = None) -> Answer:

@@ -108,3 +108,21 @@ def test_the_support_rule_is_one_setting_away(lexical):
 def test_questions_the_seeds_cannot_answer_are_withheld(lexical, question):
     answer = Answerer(lexical._retriever).ask(question)
     assert answer.abstained and answer.answer is None and 0.0 <= answer.confidence <= 1.0
+
+
+def test_unknown_share_counts_the_question_words_no_document_holds():
+    from rag.answer import question_syllables, unknown_share
+    from rag.query import analyse
+
+    held = {"gia": 3, "hom": 1, "nay": 2, "ty": 5, "le": 5, "ho": 4, "ngheo": 4, "hue": 2, "2023": 3}
+    df = lambda words: {w: held.get(w, 0) for w in words}  # noqa: E731
+    assert unknown_share(analyse("Giá vàng SJC hôm nay?"), df) == pytest.approx(2 / 5)  # "vàng", "SJC"
+    assert unknown_share(analyse("ty le ho ngheo hue 2023"), df) == 0.0
+    assert "12" not in question_syllables(analyse("Tháng 12 năm 2023 Huế có bao nhiêu hộ nghèo?"))  # numbers: years only
+    assert unknown_share(analyse("?"), df) == 0.0
+
+
+def test_a_question_about_what_no_document_holds_is_withheld_with_a_low_confidence(lexical):
+    for question in ("Giá vàng SJC hôm nay?", "gia vang sjc hom nay"):
+        answer = Answerer(lexical._retriever).ask(question)
+        assert answer.abstained and answer.confidence < Abstention.load("lexical").threshold, question
