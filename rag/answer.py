@@ -181,9 +181,17 @@ class Answerer:
         sentence = pick[0]
         confidence = self.confidence(query, hits, sentence, sentences)
         if self.abstention is not None and confidence < self.abstention.threshold:
-            return None, (f"câu gần nhất với câu hỏi chỉ chứa {sentence.support:.0%} nội dung của nó, và câu trả lời "
-                          f"có độ tin cậy {confidence:.0%}, dưới ngưỡng {self.abstention.threshold:.0%}"), confidence
+            absent = self._absent_words(query)
+            missing = f"không tài liệu nào có từ {', '.join(f'“{w}”' for w in absent[:3])}; " if absent else ""
+            return None, (f"{missing}câu gần nhất với câu hỏi chỉ chứa {sentence.support:.0%} nội dung của nó, và câu "
+                          f"trả lời có độ tin cậy {confidence:.0%}, dưới ngưỡng {self.abstention.threshold:.0%}"), confidence
         return pick, "", confidence
+
+    def _absent_words(self, query: Query) -> list[str]:
+        """The question's words, as typed, that no document holds ("vàng", "SJC")."""
+        known = self._doc_freq(question_syllables(query))
+        return list(dict.fromkeys(w for w in re.findall(r"[^\W_]+", query.text) if fold(w).lower() in known
+                                  and not known[fold(w).lower()]))
 
     def confidence(self, query: Query, hits: list[Hit], sentence: _Sentence, sentences: list[_Sentence]) -> float:
         """The probability that the answer from `sentence` is right (rag/abstention.py); without the fitted

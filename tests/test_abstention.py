@@ -126,3 +126,8 @@ def test_a_question_about_what_no_document_holds_is_withheld_with_a_low_confiden
     for question in ("Giá vàng SJC hôm nay?", "gia vang sjc hom nay"):
         answer = Answerer(lexical._retriever).ask(question)
         assert answer.abstained and answer.confidence < Abstention.load("lexical").threshold, question
+
+
+def test_the_abstention_names_the_words_no_document_holds(lexical):
+    answer = Answerer(lexical._retriever).ask("Giá vàng SJC hôm nay?")
+    assert answer.abstained and "không tài liệu nào có từ “vàng”, “SJC”" in answer.answer_text
