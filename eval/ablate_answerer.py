@@ -21,10 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from eval.train_answerer import CACHE, SQUAD, QuestionSet, open_index, squad_corpus  # noqa: E402
+from eval.train_answerer import QuestionSet, data_arguments, prediction, question_sets  # noqa: E402
 from rag import answer as A  # noqa: E402
 from rag import answer_scorer as S  # noqa: E402
-from rag.evaluation import Prediction, answer_metrics, load_gold, load_squad  # noqa: E402
+from rag.evaluation import Prediction, answer_metrics  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -66,31 +66,19 @@ def predictions(qs: QuestionSet, full: bool, rank_by: str | None = None) -> list
     answerer = A.Answerer(qs.retriever, A.AnswerConfig(**({"rank_by": rank_by} if rank_by else {})))
     out = []
     for item, query, hits in zip(qs.items, qs.queries, qs.hits):
-        ans = answerer.ask(item.question) if full else answerer._answer(query, hits)
-        out.append(Prediction(item.id, None if ans.abstained else ans.answer, ans.answer_text, ans.abstained,
-                              tuple(dict.fromkeys(c.doc_id for c in ans.citations)), (), 0.0, 0.0))
+        out.append(prediction(item, answerer.ask(item.question) if full else answerer._answer(query, hits)))
     return out
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--squad", type=Path, default=SQUAD)
-    ap.add_argument("--squad-index", type=Path, default=ROOT / ".cache" / "viquad-dev-index")
-    ap.add_argument("--seeds-index", type=Path, default=ROOT / ".cache" / "seeds-dense")
-    ap.add_argument("--limit", type=int, default=0, help="only the first N ViQuAD questions")
+    data_arguments(ap)
     ap.add_argument("--only", default="", help="comma-separated ablation names (default: all)")
     ap.add_argument("--rank-by", default=None, choices=("hand", "hand+cosine", "learned"),
                     help="the answerer's sentence ranking (default: AnswerConfig's)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    seeds = open_index([ROOT / "seeds"], args.seeds_index)
-    sets = [(QuestionSet(n, seeds, load_gold(ROOT / "eval" / f"{n}.jsonl"), lambda i: i.doc, CACHE / f"qvec-{n}.npz"), True)
-            for n in ("gold", "heldout")]
-    if args.squad.is_file():
-        _, items = load_squad(args.squad)
-        items = items[: args.limit] if args.limit else items
-        index = open_index([squad_corpus(args.squad, args.squad_index)], args.squad_index)
-        sets.append((QuestionSet("viquad", index, items, lambda i: i.doc, CACHE / "qvec-viquad.npz"), False))
+    sets = [(qs, qs.name != "viquad") for qs in question_sets(args)]  # the seeds through ask (comparisons too)
     names = [n for n in ABLATIONS if not args.only or n in args.only.split(",")]
     keys = ("answer_accuracy", "answer_text_contains", "f1", "false_abstention_rate", "abstention_accuracy")
     for name in names:

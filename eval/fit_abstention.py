@@ -31,10 +31,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from eval.train_answerer import CACHE, K, SQUAD, QuestionSet, folds_of, open_index, squad_corpus  # noqa: E402
+from eval.train_answerer import CACHE, K, QuestionSet, data_arguments, folds_of, open_index, question_sets  # noqa: E402
 from rag.abstention import FEATURES, WEIGHTS_FILE  # noqa: E402
 from rag.answer import AnswerConfig, Answerer, answer_evidence, unknown_share  # noqa: E402
-from rag.evaluation import contains_answer, load_gold, load_squad  # noqa: E402
+from rag.evaluation import contains_answer  # noqa: E402
 from rag.lexical import tokenize  # noqa: E402
 
 DEPTH = 30  # hits retrieved before the question's own document is taken out
@@ -161,10 +161,7 @@ def report(rows: list[dict], answered: np.ndarray) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--squad", type=Path, default=SQUAD)
-    ap.add_argument("--squad-index", type=Path, default=ROOT / ".cache" / "viquad-dev-index")
-    ap.add_argument("--seeds-index", type=Path, default=ROOT / ".cache" / "seeds-dense")
-    ap.add_argument("--limit", type=int, default=0, help="only the first N ViQuAD questions")
+    data_arguments(ap)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--false-answers", type=float, default=0.05,
                     help="share of unanswerable questions the threshold lets through")
@@ -179,6 +176,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     mode = "lexical" if args.lexical else "dense"
     args.records = args.records or CACHE / f"abstention-records-{mode}.jsonl"
+    corpus_index = args.squad_index  # the ViQuAD passages' text files sit beside the dense index
     if args.lexical:  # indexes of the same documents without vectors, beside the dense ones
         args.seeds_index = args.seeds_index.with_name(args.seeds_index.name + "-lexical")
         args.squad_index = args.squad_index.with_name(args.squad_index.name + "-lexical")
@@ -187,19 +185,11 @@ def main(argv=None) -> int:
         rows = [json.loads(line) for line in args.records.read_text("utf-8").splitlines()]
         model_name = rows[0].pop("_model", None) if rows else None
     else:
-        seeds = _open([ROOT / "seeds"], args.seeds_index, args.lexical)
-        sets = [(QuestionSet(name, seeds, load_gold(ROOT / "eval" / f"{name}.jsonl"),
-                             lambda i: f"seed:{i.doc or 'none'}", CACHE / f"qvec-{name}.npz" if not args.lexical else None), False)
-                for name in ("gold", "heldout")]
-        if args.squad.is_file():
-            _, items = load_squad(args.squad)
-            items = items[: args.limit] if args.limit else items
-            index = _open([squad_corpus(args.squad, args.squad_index.with_name("viquad-dev-index"))], args.squad_index,
-                          args.lexical)
-            sets.append((QuestionSet("viquad", index, items, lambda i: f"viquad:{i.doc.split('_')[0]}",
-                                     CACHE / "qvec-viquad.npz" if not args.lexical else None), True))
-        rows = [row for qs, squad in sets for row in records(qs, squad)]
-        model_name = (seeds._retriever.snapshot.manifest.get("model") or {}).get("name") if seeds.mode == "dense" else None
+        sets = question_sets(args, lambda paths, index_dir: _open(paths, index_dir, args.lexical), corpus_index,
+                             vectors=not args.lexical)
+        seeds = sets[0].retriever
+        rows = [row for qs in sets for row in records(qs, qs.name == "viquad")]
+        model_name = (seeds.snapshot.manifest.get("model") or {}).get("name") if seeds.mode == "dense" else None
         args.records.parent.mkdir(parents=True, exist_ok=True)
         args.records.write_text("".join(json.dumps({**r, "_model": model_name} if i == 0 else r, ensure_ascii=False)
                                         + "\n" for i, r in enumerate(rows)), "utf-8")

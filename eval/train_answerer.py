@@ -25,7 +25,6 @@ import json
 import sys
 import time
 from dataclasses import replace
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -186,11 +185,42 @@ class QuestionSet:
             chosen = pick[0] if pick else (sentences[0] if sentences else None)
             other = max((s.logit for s in sentences if s is not chosen), default=None)
             logit = chosen.logit if chosen else -10.0
-            ans = answerer._answer(query, hits)
-            out[n] = (Prediction(item.id, None if ans.abstained else ans.answer, ans.answer_text, ans.abstained,
-                                 tuple(dict.fromkeys(c.doc_id for c in ans.citations)), (), 0.0, 0.0),
-                      logit, (logit - other) if other is not None else 5.0)
+            out[n] = (prediction(item, answerer._answer(query, hits)), logit,
+                      (logit - other) if other is not None else 5.0)
         return out
+
+
+def data_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options naming the question sets and their indexes, shared by the scripts that read them."""
+    ap.add_argument("--squad", type=Path, default=SQUAD)
+    ap.add_argument("--squad-index", type=Path, default=ROOT / ".cache" / "viquad-dev-index",
+                    help="the ViQuAD passages' index (eval/fit_retrieval.py's; built or completed here when needed)")
+    ap.add_argument("--seeds-index", type=Path, default=ROOT / ".cache" / "seeds-dense")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N ViQuAD questions")
+
+
+def question_sets(args, opener=None, corpus_index: Path | None = None, vectors: bool = True) -> list[QuestionSet]:
+    """The seeds' gold and held-out sets on `args.seeds_index`, and ViQuAD dev (when `args.squad` exists) on
+    `args.squad_index`, each opened by `opener(paths, index_dir)` (default: `open_index`); groups: a seed
+    document, a ViQuAD article. `corpus_index` is the index the ViQuAD passages' text files sit beside
+    (default: `args.squad_index`); `vectors`: cache the question vectors on disk."""
+    opener = opener or open_index
+    seeds = opener([ROOT / "seeds"], args.seeds_index)
+    sets = [QuestionSet(name, seeds, load_gold(ROOT / "eval" / f"{name}.jsonl"), lambda i: f"seed:{i.doc or 'none'}",
+                        CACHE / f"qvec-{name}.npz" if vectors else None) for name in ("gold", "heldout")]
+    if args.squad.is_file():
+        _, items = load_squad(args.squad)
+        items = items[: args.limit] if args.limit else items
+        index = opener([squad_corpus(args.squad, corpus_index or args.squad_index)], args.squad_index)
+        sets.append(QuestionSet("viquad", index, items, lambda i: f"viquad:{i.doc.split('_')[0]}",
+                                CACHE / "qvec-viquad.npz" if vectors else None))
+    return sets
+
+
+def prediction(item: GoldItem, answer) -> Prediction:
+    """The evaluation's record of an `Answer` to `item` (no latency)."""
+    return Prediction(item.id, None if answer.abstained else answer.answer, answer.answer_text, answer.abstained,
+                      tuple(dict.fromkeys(c.doc_id for c in answer.citations)), (), 0.0, 0.0)
 
 
 def open_index(paths: list[Path], index_dir: Path) -> RAG:
@@ -267,11 +297,7 @@ def choose_threshold(conf: np.ndarray, right: np.ndarray, max_lost: float) -> fl
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--squad", type=Path, default=SQUAD)
-    ap.add_argument("--squad-index", type=Path, default=ROOT / ".cache" / "viquad-dev-index",
-                    help="the ViQuAD passages' index (eval/fit_retrieval.py's; built or completed here when needed)")
-    ap.add_argument("--seeds-index", type=Path, default=ROOT / ".cache" / "seeds-dense")
-    ap.add_argument("--limit", type=int, default=0, help="only the first N ViQuAD questions")
+    data_arguments(ap)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--max-lost", type=float, default=0.005, help="share of right answers the threshold may withhold")
     ap.add_argument("--seed-weight", type=float, default=1.0, help="sample weight of the seed questions' candidates")
@@ -284,16 +310,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
 
-    sets = []
-    seeds = open_index([ROOT / "seeds"], args.seeds_index)
-    for name in ("gold", "heldout"):
-        items = load_gold(ROOT / "eval" / f"{name}.jsonl")
-        sets.append(QuestionSet(name, seeds, items, lambda i: f"seed:{i.doc or 'none'}", CACHE / f"qvec-{name}.npz"))
-    if args.squad.is_file():
-        _, items = load_squad(args.squad)
-        items = items[: args.limit] if args.limit else items
-        sets.append(QuestionSet("viquad", open_index([squad_corpus(args.squad, args.squad_index)], args.squad_index), items, lambda i: f"viquad:{i.doc.split('_')[0]}",
-                                CACHE / "qvec-viquad.npz"))
+    sets = question_sets(args)
     print(f"retrieved: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
     hand = AnswerScorer.hand()

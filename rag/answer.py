@@ -637,9 +637,7 @@ def _question_words(retriever: Retriever, query: Query) -> tuple[set[str], dict[
     words = set(tokens["fsyl"])
     idf = retriever.snapshot.lexical.idf(sorted(words), "fsyl")
     known = [w for w in idf.values() if w > 0]
-    english = _english(query)
-    said = query.normalized[len(query.text):] if english else query.text
-    said_words = set(tokenize(said, query=True)["fsyl"])
+    said_words = set(question_syllables(query))
     # A word no document holds ("SJC", "vàng", "tối thiểu") is evidence the answer is not here,
     # unless it is an English word left untranslated.
     unknown = float(np.median(known)) if known else 0.0

@@ -256,31 +256,34 @@ def test_a_name_cut_after_its_last_words_first_syllable_is_completed_from_its_do
     assert _whole_name("là Bộ Nội vụ.", len("là Bộ Nội"), once) == len("là Bộ Nội")
 
 
-def test_an_organisation_is_answered_whole(tmp_path):
+def _one_report(tmp_path, text: str):
+    """A lexical index of one report with this text."""
     from rag.api import RAG
 
     (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "bao-cao.txt").write_text(
+    (tmp_path / "docs" / "bao-cao.txt").write_text(text, "utf-8")
+    RAG.build([tmp_path / "docs"], tmp_path / "index", model="none")
+    return RAG.open(tmp_path / "index")
+
+
+def test_an_organisation_is_answered_whole(tmp_path):
+    rag = _one_report(
+        tmp_path,
         "Báo cáo tình hình lao động năm 2023\n"
         "Năm 2023, Sở Lao động – Thương binh và Xã hội tỉnh Lâm Đồng giải quyết việc làm cho 32.500 lao động.\n"
         "Cơ quan chủ trì thực hiện chương trình là Bộ Lao động – Thương binh và Xã hội. Sở Lao động – Thương binh "
-        "và Xã hội phối hợp với các huyện tổ chức 45 phiên giao dịch việc làm.\n", "utf-8")
-    RAG.build([tmp_path / "docs"], tmp_path / "index", model="none")
-    answer = RAG.open(tmp_path / "index").ask("Cơ quan nào chủ trì thực hiện chương trình?")
+        "và Xã hội phối hợp với các huyện tổ chức 45 phiên giao dịch việc làm.\n")
+    answer = rag.ask("Cơ quan nào chủ trì thực hiện chương trình?")
     assert answer.answer == "Bộ Lao động – Thương binh và Xã hội"
 
 
 def test_a_report_is_about_its_outlets_province_not_a_place_it_mentions(tmp_path):
-    from rag.api import RAG
-
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "bc.txt").write_text(
+    rag = _one_report(
+        tmp_path,
         "Toàn tỉnh giải quyết việc làm cho 28.400 lao động năm 2023\n"
         "Năm 2023, toàn tỉnh đã giải quyết việc làm cho 28.400 lao động, đạt 105% kế hoạch. Tỷ lệ hộ nghèo giảm còn "
         "1,85%. Hà Nội và TP Hồ Chí Minh là hai thị trường lao động lớn mà nhiều lao động của tỉnh tìm đến.\n"
-        "Nguồn: Báo Lâm Đồng\n", "utf-8")
-    RAG.build([tmp_path / "docs"], tmp_path / "index", model="none")
-    rag = RAG.open(tmp_path / "index")
+        "Nguồn: Báo Lâm Đồng\n")
     assert next(iter(rag._retriever.snapshot.documents.values())).meta.province == "Lâm Đồng"
     assert rag.ask("Tỷ lệ hộ nghèo Lâm Đồng 2023?").answer == "1,85%"
     assert rag.ask("ty le ho ngheo lam dong 2023").answer == "1,85%"
