@@ -20,6 +20,7 @@ from .answer_scorer import BASE, TYPED, AnswerScorer
 from .lexical import tokenize
 from .query import analyse
 from .retriever import Retriever
+from .spans import SpanModel
 from .tables import cell_header, cell_span, value_spans
 from .text import _SENT_SPLIT, fold, sentence_spans, syllables, years_in
 from .types import Hit, Query
@@ -97,6 +98,9 @@ class AnswerConfig:
     # question–sentence cosine, for open and for typed questions; fitted: 6 and 0) or "learned" (the fitted scorer,
     # better on ViQuAD and worse on the seed reports: docs/answering.md)
     rank_by: str = "hand+cosine"
+    # what answers an open question ("… là gì?", "Vì sao…") from its sentence: "learned" (the span model fitted
+    # on ViQuAD, rag/spans.py) or "trim" (the sentence less the question's words at its edges)
+    span_by: str = "learned"
 
 
 @dataclass
@@ -131,6 +135,9 @@ class Answerer:
         self.ranker = rankers[config.rank_by]
         if config.abstain_by not in ("learned", "support"):
             raise ValueError(f"abstain_by must be 'learned' or 'support', not {config.abstain_by!r}")
+        if config.span_by not in ("learned", "trim"):
+            raise ValueError(f"span_by must be 'learned' or 'trim', not {config.span_by!r}")
+        self.spans = SpanModel.load() if config.span_by == "learned" else None
         mode = getattr(retriever, "mode", "lexical")
         self.abstention = Abstention.load(mode) if config.abstain_by == "learned" else None
 
@@ -284,7 +291,7 @@ class Answerer:
             if query.expects in _STRICT and not loose:
                 return None, f"không tìm thấy {_STRICT[query.expects]} trong đoạn phù hợp nhất"
             reason = self._unsupported(query, top)
-            return (None, reason) if reason else ((top, _free_span(query, top.text)), "")
+            return (None, reason) if reason else ((top, self._free_span(query, top.text)), "")
         # the best value whose sentence answers; a better-scored one may be from another year or place
         scored.sort(key=lambda c: c[0], reverse=True)  # stable: ties keep sentence and value order
         first_reason = ""
@@ -299,6 +306,14 @@ class Answerer:
                 return (sent, sent.text[a:b].strip(" ,.;:")), ""
             first_reason = first_reason or reason
         return None, first_reason
+
+    def _free_span(self, query: Query, sentence: str) -> str:
+        """The answer to a question that expects no typed value, inside its sentence: the span model's, or (without
+        it, or for an English question) the sentence less the question's words at its edges."""
+        if self.spans is None or _english(query):
+            return _free_span(query, sentence)
+        span = self.spans.best(query.text, sentence)
+        return sentence[span[0]:span[1]].strip(" ,.;:") if span else _free_span(query, sentence)
 
     def candidates(self, query: Query, hits: list[Hit]) -> list[_Sentence]:
         """Every sentence of the hits with its features and score, best first (stable)."""
