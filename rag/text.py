@@ -14,15 +14,11 @@ import re
 import unicodedata
 from functools import lru_cache
 
-# A number keeps its inner separators and a trailing percent sign: "2,27%", "17.034", "31/7/2023".
-_NUMBER = r"\d+(?:[.,/]\d+)*%?"
+from .lexicon import NUMBER, NUMBER_TOKEN, YEAR_DIGITS, YEAR_RE
+
 # (Every token starts with a word character, a letter or a digit, so the two alternatives never compete;
 # the look-ahead lets the engine skip spaces and punctuation fast.)
-TOKEN_RE = re.compile(rf"(?=\w)(?:[^\W\d_]+(?:[-'][^\W\d_]+)*|{_NUMBER})", re.UNICODE)
-# A year standing alone: "2023", not inside "17.034", "2,2023" or "10/12/2019"'s day/month part.
-# (The "not after a digit or separator" check is a look-behind over the matched digits: a pattern that
-# starts with the digits lets the regex engine skip to candidate positions, 4-5x faster.)
-YEAR_RE = re.compile(r"((?:19|20)\d{2})(?<![\d.,/]....)(?![\d.,]\d)")
+TOKEN_RE = re.compile(rf"(?=\w)(?:[^\W\d_]+(?:[-'][^\W\d_]+)*|{NUMBER_TOKEN})", re.UNICODE)
 _WORD_RE = re.compile(r"[^\W\d_]+", re.UNICODE)
 _SPACES_RE = re.compile(r"[ \t\u00a0\u2000-\u200b\u3000]+")
 
@@ -130,6 +126,11 @@ def collapse_spaces(text: str) -> str:
 def years_in(text: str) -> list[int]:
     """Years mentioned, in order: years_in("năm 2023, so với 2022") == [2023, 2022]."""
     return [int(y) for y in YEAR_RE.findall(text)]
+
+
+def numbers_in(text: str) -> set[str]:
+    """The numbers a text states, years left out: numbers_in("còn 9,2% năm 2023") == {"9,2"}."""
+    return {n for n in NUMBER.findall(text) if not YEAR_DIGITS.fullmatch(n)}
 
 
 # The sentences the answerer scores and quotes (and the index stores vectors of): a fast regex splitter.
