@@ -23,7 +23,7 @@ from .lexicon import (BRACKETED_TARGET, COMPARED_YEAR, DOCUMENT_DATE, TARGET, TA
 from .query import analyse, organ_of
 from .retriever import Retriever
 from .tables import cell_header, cell_span, value_spans
-from .text import _SENT_SPLIT, fold, numbers_in, sentence_spans, syllables, years_in
+from .text import fold, numbers_in, sentence_spans, sentence_start, syllables, years_in
 from .types import Hit, Query
 
 _TOKEN = re.compile(r"\d+(?:[.,/]\d+)*%?|[^\W\d_]+|[,;:()–]")
@@ -549,20 +549,6 @@ def _citation(n: int, sent: _Sentence, documents=None) -> Citation:
         n=n, doc_id=sent.hit.chunk.doc_id, source=sent.hit.source, chunk_id=sent.hit.chunk.id,
         start=start, end=sent.end, text=text, score=round(sent.score, 4),
     )
-
-
-MAX_LOOK_BACK = 600  # characters a quoted sentence is extended back, at most
-
-
-def sentence_start(text: str, pos: int) -> int:
-    """Where the sentence holding text[pos] starts (the splitter's boundaries), looking back at most
-    MAX_LOOK_BACK characters; `pos` itself when no boundary is found that close."""
-    lo = max(0, pos - MAX_LOOK_BACK)
-    start = lo if lo == 0 else None
-    for m in _SENT_SPLIT.finditer(text, lo, pos):
-        if m.end() <= pos:
-            start = m.end()
-    return pos if start is None else start
 
 
 def _question_words(retriever: Retriever, query: Query) -> tuple[set[str], dict[str, float]]:

@@ -134,6 +134,8 @@ def numbers_in(text: str) -> set[str]:
 
 
 # The sentences the answerer scores and quotes (and the index stores vectors of): a fast regex splitter.
+# (Chunks are cut at underthesea's sentences, chunker.split_sentences, and the reranker reads the pieces of
+# lexical.SENTENCE_CUT: each is stored in indexes, so each stays; eval/compare_splitters.py shows how they differ.)
 _SENT_SPLIT = re.compile(r"(?<=[.!?;])\s+(?=[A-ZĐÀ-Ỹ\d\[“\"-])|\n+|(?<=:)\s+(?=[A-ZĐ])")
 
 
@@ -148,3 +150,17 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     if pos < len(text):
         spans.append((pos, len(text)))
     return [(s, e) for s, e in spans if text[s:e].strip()]
+
+
+MAX_LOOK_BACK = 600  # characters a quoted sentence is extended back, at most
+
+
+def sentence_start(text: str, pos: int) -> int:
+    """Where the sentence holding text[pos] starts (`sentence_spans`' boundaries), looking back at most
+    MAX_LOOK_BACK characters; `pos` itself when no boundary is found that close."""
+    lo = max(0, pos - MAX_LOOK_BACK)
+    start = lo if lo == 0 else None
+    for m in _SENT_SPLIT.finditer(text, lo, pos):
+        if m.end() <= pos:
+            start = m.end()
+    return pos if start is None else start
