@@ -18,16 +18,15 @@ from . import compare, extract, gazetteer
 from .abstention import Abstention
 from .answer_scorer import BASE, TYPED, AnswerScorer
 from .lexical import tokenize
-from .query import analyse
+from .lexicon import (BRACKETED_TARGET, COMPARED_YEAR, DOCUMENT_DATE, TARGET, TARGET_FOLDED, TITLE_WORDS,
+                      UNIT_CLASSES, VERB_RE, WHOLE_PROVINCE, YEAR_RANGE)
+from .query import analyse, organ_of
 from .retriever import Retriever
 from .spans import SpanModel
 from .tables import cell_header, cell_span, value_spans
-from .text import _SENT_SPLIT, fold, sentence_spans, syllables, years_in
+from .text import fold, numbers_in, sentence_spans, sentence_start, syllables, years_in
 from .types import Hit, Query
 
-_TARGET = re.compile(r"(?<!chương trình )mục tiêu|phấn đấu|dự kiến|chỉ tiêu (?:chủ yếu|chính)|\btarget|\bgoal", re.I)
-_TARGET_FOLDED = re.compile(r"muc tieu|chi tieu|phan dau|ke hoach|\bplan")
-_ENGLISH_WORDS = frozenset("what which who whom how many much when where was were is are the of in did does do for to".split())
 _TOKEN = re.compile(r"\d+(?:[.,/]\d+)*%?|[^\W\d_]+|[,;:()–]")
 _BOUNDARY = frozenset(",;:()–")
 _STRICT = {"person": "tên người", "date": "ngày tháng", "percent": "tỷ lệ phần trăm", "entity": "tên cần tìm",
@@ -231,18 +230,13 @@ class Answerer:
         if not sentences:
             return None, "không có câu nào khớp với câu hỏi"
         weights = _question_words(self.retriever, query)[1]
-        echoed = _numbers(query.text)
-        title = _asked_title(query)
-        organ = _organ(fold(query.normalized).lower()) if title else None
-        verb = _asked_verb(query)
-        unit = _asked_unit(query)
+        echoed = query.numbers
+        title, organ, verb, unit = query.title, query.organ, query.verb, query.unit
         if len(query.years) < 2:  # one year: a matter for the sentence, not for which value in it
             weights = {t: w for t, w in weights.items() if not years_in(t)}
-        asked_words = {fold(t) for t in syllables(query.normalized)}
-        measured = _measured(query)
-        asks_document = bool(_DOCUMENT.search(query.normalized))
-        wants_target = _wants_target(query)
-        wants_name = bool(title) or bool(re.search(r"\bten\b|\bname\b", fold(query.text).lower()))
+        asked_words = set(query.folded_words)
+        measured = query.measure
+        asks_document, wants_target, wants_name = query.asks_document, query.wants_target, query.wants_name
         filtered = False
         scored: list[tuple[float, int, _Sentence, tuple[int, int]]] = []
         for sent in sentences[:8]:
@@ -258,16 +252,16 @@ class Answerer:
             topic_end = min((a for a, _ in spans), default=0)
             for n, span in enumerate(spans):
                 text = sent.text[span[0]:span[1]]
-                if _numbers(text) & echoed:  # "…còn 9,2%; vậy năm 2024…": the question already says it
+                if numbers_in(text) & echoed:  # "…còn 9,2%; vậy năm 2024…": the question already says it
                     continue
-                if not _numbers(text) and {fold(t) for t in syllables(text)} <= asked_words:
+                if not numbers_in(text) and {fold(t) for t in syllables(text)} <= asked_words:
                     continue  # a name the question already says ("Đồng Nai")
                 if query.expects == "person" and wants_name and not extract.person_spans(text):
                     continue  # an office without its holder does not answer "Giám đốc Sở … tên là gì?"
                 if query.expects == "person" and not _title_fits(title, self._titles(sent, span), organ):
                     filtered = True
                     continue  # "Chủ tịch" was asked; this is the "Phó Chủ tịch"
-                if query.expects == "date" and not asks_document and _DOCUMENT_DATE.search(sent.text[:span[0]]):
+                if query.expects == "date" and not asks_document and DOCUMENT_DATE.search(sent.text[:span[0]]):
                     continue  # "Kế hoạch số 274-KH/ĐU ngày 13/3/2023": the plan's date, not the event's
                 local = _proximity(tokens, span, weights, topic_end)
                 score = (sent.score * self.ranker.scale + 0.6 * local + _unit_bonus(unit, text) - 0.01 * n
@@ -340,17 +334,17 @@ class Answerer:
         """Every sentence of the hits, scored; `support` is the idf share of the question's words it
         holds: of the words as asked, or of the expanded query, whichever is higher (an English
         question counts only its translated words)."""
-        when = _time_words(query)  # "cuối năm 2022" counts less: the year features judge it too
+        when = query.time_words  # "cuối năm 2022" counts less: the year features judge it too
         idf = {t: w * (TIME_W if t in when else 1.0) for t, w in idf.items()}
         asked_total = sum(idf[t] for t in asked) or 1.0
-        english = _english(query)
+        english = query.english
         total = sum(idf.values()) or 1.0
         top_score = hits[0].score or 1.0
-        wants_target = _wants_target(query)
+        wants_target = query.wants_target
         dense = self.retriever.similarities(query, [hit.chunk for hit in hits])
         # a store that keeps its chunk vectors in the engine (Milvus) has the cosine of the chunks its dense search found
         dense = [c if c is not None else dict(hit.signals).get("dense") for c, hit in zip(dense, hits)]
-        qwords = [fold(t) for t in syllables(query.normalized)]
+        qwords = list(query.folded_words)
         qpairs = {p for p in zip(qwords, qwords[1:]) if p[0] in idf or p[1] in idf}
         out: list[_Sentence] = []
         for rank, (hit, cosine) in enumerate(zip(hits, dense), 1):
@@ -414,7 +408,7 @@ class Answerer:
                 out["year_para"] = 1.0
             elif years_in(text) and not asked & set(_years(text)):  # "giai đoạn 2021 - 2025" holds 2024
                 out["year_other"] = 1.0
-        is_target = bool(_TARGET.search(sent.text) or _TARGET.search(lead[-150:]))
+        is_target = bool(TARGET.search(sent.text) or TARGET.search(lead[-150:]))
         out["target_mismatch"] = float(wants_target != is_target)
         if query.expects in extract.PATTERNS or query.expects in _STRICT:
             out["typed_found" if sent.spans else "typed_missing"] = 1.0
@@ -434,9 +428,9 @@ class Answerer:
         if self.config.year_strict and query.years and not self._speaks_of_years(query, best, doc):
             return f"tài liệu không có số liệu năm {', '.join(map(str, query.years))}"
         if query.subplace and (fold(query.subplace).lower() not in fold(doc.text).lower()
-                               or _WHOLE_PROVINCE.search(f"{best.lead[-200:]} {best.text}")):
+                               or WHOLE_PROVINCE.search(f"{best.lead[-200:]} {best.text}")):
             return f"tài liệu không có số liệu riêng của {query.subplace}"  # "toàn tỉnh …": not Cửa Lò's own
-        if _english(query) and len(query.normalized.split()) - len(query.text.split()) < 2:
+        if query.english and len(query.normalized.split()) - len(query.text.split()) < 2:
             return "không hiểu đủ các từ tiếng Anh của câu hỏi; hãy hỏi bằng tiếng Việt"
         return None
 
@@ -461,16 +455,10 @@ class Answerer:
         if _own_years(dated) and not asked & set(_years(dated)):
             return False  # the figure is dated, and not to the year asked
         chunk = best.hit.chunk
-        text = _YEAR_RANGE.sub(" ", f"{chunk.header} {chunk.text}")
+        text = YEAR_RANGE.sub(" ", f"{chunk.header} {chunk.text}")
         if asked & set(years_in(text)):
             return True
-        return doc.meta.year in asked and not years_in(_YEAR_RANGE.sub(" ", best.text))
-
-
-_DOCUMENT = re.compile(r"ban hành|\bký\b|hiệu lực|\bissued|\bsigned", re.I)  # the date of a document is asked
-_DOCUMENT_DATE = re.compile(r"\bsố\s+\d+[\w/.-]*\s*(?:của\s+[^,;()]{0,60}\s*)?$", re.I)
-_WHOLE_PROVINCE = re.compile(r"\b(?:toàn|cả)\s+(?:tỉnh|thành phố)\b", re.I)
-_BRACKETED_TARGET = re.compile(r"\(\s*(?:chỉ tiêu|kế hoạch|mục tiêu|dự kiến)[^()]*$", re.I)
+        return doc.meta.year in asked and not years_in(YEAR_RANGE.sub(" ", best.text))
 
 
 TABLE_YEAR_W = 1.0  # a table's column of the asked year, over the other years' columns
@@ -487,30 +475,14 @@ def _column_bonus(query: Query, header: str, asked_words: set[str], wants_target
     asked = {w.lower() for w in asked_words}
     if words:
         bonus += TABLE_WORD_W * sum(w in asked for w in words) / len(words)
-    if _TARGET_FOLDED.search(fold(header).lower()):  # a plan's column ("Kế hoạch 2023") unless a plan is asked
+    if TARGET_FOLDED.search(fold(header).lower()):  # a plan's column ("Kế hoạch 2023") unless a plan is asked
         bonus += CLAUSE_TARGET_W if wants_target else -CLAUSE_TARGET_W
     return bonus
 
 
-def _wants_target(query: Query) -> bool:
-    return bool(_TARGET.search(query.text)) or bool(_TARGET_FOLDED.search(fold(query.text)))
-
-
 def _clause_is_target(sentence: str, start: int) -> bool:
     """The value is a target in brackets after a result: "giảm 1,52% (chỉ tiêu được giao là 1,32%)"."""
-    return bool(_BRACKETED_TARGET.search(sentence[:start]))
-
-
-_COMPARED_YEAR = re.compile(r"(?:so với|bằng|như)\s+(?:cùng kỳ\s+)?(?:năm\s+)?(?:19|20)\d{2}", re.I)
-_YEAR_RANGE = re.compile(r"\b((?:19|20)\d{2})\s*[-–]\s*((?:19|20)\d{2})\b")
-
-
-_TIME = re.compile(r"\b(?:(?:cuoi|dau|giua)\s+)?(?:nam\s+)?(?:19|20)\d{2}\b")
-
-
-def _time_words(query: Query) -> set[str]:
-    """The words of the question's time expressions: "cuối năm 2022" → {"cuoi", "nam", "2022"}."""
-    return {t for m in _TIME.finditer(fold(query.text).lower()) for t in m.group().split()}
+    return bool(BRACKETED_TARGET.search(sentence[:start]))
 
 
 def _compared_only(query: Query, sentence: str) -> list[re.Match]:
@@ -519,7 +491,7 @@ def _compared_only(query: Query, sentence: str) -> list[re.Match]:
     if len(query.years) != 1:
         return []
     asked = query.years[0]
-    bases = [m for m in _COMPARED_YEAR.finditer(sentence) if asked in years_in(m.group())]
+    bases = [m for m in COMPARED_YEAR.finditer(sentence) if asked in years_in(m.group())]
     if not bases or asked in _own_years(sentence):
         return []
     return bases
@@ -533,7 +505,7 @@ def _change_since(sentence: str, span: tuple[int, int], bases: list[re.Match]) -
         if len(between) <= 40 and not re.search(r"[,;:()]", between):
             words = list(re.finditer(r"\S+", sentence[max(0, span[0] - 14):span[0]]))
             start = span[0]
-            if words and _VERB_RE.fullmatch(fold(words[-1].group()).lower()):
+            if words and VERB_RE.fullmatch(fold(words[-1].group()).lower()):
                 start = max(0, span[0] - 14) + words[-1].start()
             return start, m.end()
     return None
@@ -541,29 +513,17 @@ def _change_since(sentence: str, span: tuple[int, int], bases: list[re.Match]) -
 
 def _own_years(text: str) -> list[int]:
     """The years a text dates its figures to: not those it compares with ("so với năm 2021")."""
-    return years_in(_COMPARED_YEAR.sub(" ", text))
+    return years_in(COMPARED_YEAR.sub(" ", text))
 
 
 def _years(text: str) -> list[int]:
     """Years a text speaks of, the years inside a range ("giai đoạn 2021 - 2025") included."""
     years = years_in(text)
-    for m in _YEAR_RANGE.finditer(text):
+    for m in YEAR_RANGE.finditer(text):
         a, b = int(m.group(1)), int(m.group(2))
         if a < b <= a + 20:
             years += range(a + 1, b)
     return years
-
-
-_VERBS = ("giam", "tang", "con", "dat", "vuot", "xuong", "len")
-_VERB_RE = re.compile(r"\b(" + "|".join(_VERBS) + r")\b")
-
-
-def _asked_verb(query: Query) -> str:
-    """The verb the question asks about: "giảm bao nhiêu" → "giam"; "còn bao nhiêu" → "con"."""
-    text = fold(query.text).lower()
-    m = re.search(r"\b(?:bao nhieu|may)\b", text)
-    verbs = _VERB_RE.findall(text[:m.start()] if m else text)
-    return verbs[-1] if verbs else ""
 
 
 def _predicate_bonus(verb: str, sentence: str, span: tuple[int, int]) -> float:
@@ -571,36 +531,15 @@ def _predicate_bonus(verb: str, sentence: str, span: tuple[int, int]) -> float:
     if not verb:
         return 0.0
     near = fold(sentence[max(0, span[0] - 14):span[0] + 8]).lower()
-    said = _VERB_RE.findall(near)
+    said = VERB_RE.findall(near)
     if not said:
         return 0.0
     return 0.3 if verb in said else -0.15
 
 
-_TITLE_WORDS = ("chu tich", "giam doc", "bi thu", "truong phong", "bo truong", "thu truong", "truong ban")
-
-
-def _asked_title(query: Query) -> str:
-    """The title in a "who" question, folded: "pho chu tich", "chu tich", "giam doc", or ""."""
-    text = fold(query.normalized).lower()
-    for word in _TITLE_WORDS:
-        m = re.search(rf"(pho\s+)?{word}", text)
-        if m:
-            return m.group()
-    return ""
-
-
 def _title_words(titles: list[str]) -> list[str]:
     """The titles that are offices ("Phó Chủ tịch"), not forms of address ("Ông", "đồng chí")."""
-    return [t for t in titles if any(word in fold(t).lower() for word in _TITLE_WORDS)]
-
-
-_ORGANS = {"ubnd": r"\bubnd\b|uy ban nhan dan|people's committee", "hdnd": r"\bhdnd\b|hoi dong nhan dan|people's council"}
-
-
-def _organ(text: str) -> str | None:
-    """Whose office a title is: the People's Committee ("ubnd") or Council ("hdnd"), if said."""
-    return next((name for name, pattern in _ORGANS.items() if re.search(pattern, text)), None)
+    return [t for t in titles if any(word in fold(t).lower() for word in TITLE_WORDS)]
 
 
 def _title_fits(asked: str, written: list[str], organ: str | None = None) -> bool:
@@ -610,11 +549,7 @@ def _title_fits(asked: str, written: list[str], organ: str | None = None) -> boo
     if not asked or not written:
         return True
     return any(asked.split()[-1] in w and asked.startswith("pho") == w.startswith("pho")
-               and (organ is None or _organ(w) in (None, organ)) for w in written)
-
-
-def _english(query: Query) -> bool:
-    return len(_ENGLISH_WORDS & set(syllables(query.text.lower()))) >= 2
+               and (organ is None or organ_of(w) in (None, organ)) for w in written)
 
 
 def _citation(n: int, sent: _Sentence, documents=None) -> Citation:
@@ -629,20 +564,6 @@ def _citation(n: int, sent: _Sentence, documents=None) -> Citation:
         n=n, doc_id=sent.hit.chunk.doc_id, source=sent.hit.source, chunk_id=sent.hit.chunk.id,
         start=start, end=sent.end, text=text, score=round(sent.score, 4),
     )
-
-
-MAX_LOOK_BACK = 600  # characters a quoted sentence is extended back, at most
-
-
-def sentence_start(text: str, pos: int) -> int:
-    """Where the sentence holding text[pos] starts (the splitter's boundaries), looking back at most
-    MAX_LOOK_BACK characters; `pos` itself when no boundary is found that close."""
-    lo = max(0, pos - MAX_LOOK_BACK)
-    start = lo if lo == 0 else None
-    for m in _SENT_SPLIT.finditer(text, lo, pos):
-        if m.end() <= pos:
-            start = m.end()
-    return pos if start is None else start
 
 
 def _question_words(retriever: Retriever, query: Query) -> tuple[set[str], dict[str, float]]:
@@ -700,20 +621,6 @@ def _proximity(tokens: list[tuple[int, int, str]], span: tuple[int, int], weight
     return sum(best.values()) / total
 
 
-_ASKED_UNIT = re.compile(r"\b(?:bao nhieu|may|how many)\s+((?:\w+\s*){1,4})")
-_UNIT_CLASSES = (
-    {"nguoi", "lao dong", "hoc vien", "hv", "sv", "hs", "hoc sinh", "sinh vien", "doi tuong", "ca nhan", "workers",
-     "people", "persons"},
-    {"ho", "gia dinh", "households"},
-)
-
-
-def _asked_unit(query: Query) -> str:
-    """The thing counted: "bao nhiêu vị trí việc làm" → "vi tri viec lam" (folded)."""
-    m = _ASKED_UNIT.search(fold(query.text).lower())
-    return m.group(1).strip() if m else ""
-
-
 def _unit_bonus(unit: str, candidate: str) -> float:
     """The candidate counts what was asked ("62.696 vị trí việc làm" for "bao nhiêu vị trí việc làm")."""
     if not unit:
@@ -723,36 +630,16 @@ def _unit_bonus(unit: str, candidate: str) -> float:
         return 0.0
     if f"{unit} ".startswith(f"{said} "):
         return 0.3
-    for group in _UNIT_CLASSES:
+    for group in UNIT_CLASSES:
         if any(f"{unit} ".startswith(f"{u} ") for u in group):  # people or households were asked
             return 0.3 if said in group else -0.3  # "2 chỉ tiêu" does not count people
     return 0.0
-
-
-_MEASURED = re.compile(r"\bty le ((?:(?!(?:cua|o|tai|nam|la|bao|trong|cuoi|dau|den|so|duoc|giam|tang|con|dat)\b)[a-z]+\s*){1,4})")
-
-
-def _measured(query: Query) -> tuple[str, ...]:
-    """What a rate is of: "Tỷ lệ hộ nghèo Huế 2023" → ("ho", "ngheo"); place words left out."""
-    m = _MEASURED.search(fold(query.normalized).lower())
-    if not m:
-        return ()
-    place = {fold(t).lower() for name in (*query.places, query.subplace or "") for t in syllables(name)}
-    return tuple(t for t in m.group(1).split() if t not in place)
 
 
 def _mentions(sentence: str, words: tuple[str, ...]) -> bool:
     """At least half of the words are in the sentence (folded)."""
     present = {fold(t).lower() for t in syllables(sentence)}
     return 2 * sum(w in present for w in words) >= len(words)
-
-
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-
-
-def _numbers(text: str) -> set[str]:
-    """The numbers a text states, years left out."""
-    return {n for n in _NUMBER.findall(text) if not re.fullmatch(r"(?:19|20)\d{2}", n)}
 
 
 _NAMES = frozenset({"entity", "person", "place"})
@@ -804,7 +691,7 @@ def answer_evidence(hits: list[Hit], sentence: _Sentence, sentences: list[_Sente
 
 def question_syllables(query: Query) -> list[str]:
     """The question's own words (folded syllables; numbers other than years left out), as `unknown` counts them."""
-    said = query.normalized[len(query.text):] if _english(query) else query.text  # (English: its translations)
+    said = query.normalized[len(query.text):] if query.english else query.text  # (English: its translations)
     words = dict.fromkeys(tokenize(said, query=True)["fsyl"])
     return [w for w in words if not w.isdigit() or len(w) == 4]
 

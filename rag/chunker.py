@@ -12,14 +12,12 @@ import re
 from dataclasses import dataclass
 
 from . import gazetteer
+from .lexicon import UNIT_START
 from .types import Chunk, Document, Section
 
 _MARKER = re.compile(r"(?<!^)\[(\d{1,3})\]", re.M)
 _FOOTNOTE_LINE = re.compile(r"^\[(\d{1,3})\]\s*(.+)$", re.M)
 _HAS_DIGIT = re.compile(r"\d")
-_UNIT_START = re.compile(
-    r"(?:%|tỷ|triệu|nghìn|ngàn|trăm|đồng|usd|người|lượt|hộ|lao|động|suất|quà|đối|tượng|ha|km|tấn|năm|tháng|ngày)\b", re.I
-)
 
 
 @dataclass(frozen=True)
@@ -130,7 +128,7 @@ def _split_long(text: str, start: int, end: int, size: int) -> list[tuple[int, i
             after = text[s + m.end() : end]
             before = head[-1] if head else ""
             # inside "13,5 tỷ đồng", "24 ngàn người", "6.137 lượt lao động": a number within 2 words back
-            if any(_HAS_DIGIT.search(w) for w in head[-3:]) and _UNIT_START.match(after):
+            if any(_HAS_DIGIT.search(w) for w in head[-3:]) and UNIT_START.match(after):
                 continue
             if after[:1].isdigit() and before.lower() in ("là", "đạt", "còn", "hơn", "khoảng", "trên", "gần"):
                 continue

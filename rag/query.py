@@ -1,4 +1,8 @@
-"""Query analysis: year, place, expected answer type, and abbreviation expansion.
+"""Question understanding: everything the retriever and the answerer read from a question, found once.
+
+The year(s), places, expected answer type, the abbreviations and English terms expanded, and what
+the answerer weighs: the unit counted, the measure a rate is of, the verb asked, target or result,
+the title and its organ, a comparison of places. The words and patterns are in `rag/lexicon.py`.
 
 >>> q = analyse("XKLĐ Nghệ An 2023")
 >>> q.years, q.place, q.expects
@@ -7,6 +11,17 @@
 True
 >>> analyse("ty le ho ngheo hue 2023").place
 'Thừa Thiên Huế'
+>>> q = analyse("Tỷ lệ hộ nghèo của Huế cuối năm 2022 giảm bao nhiêu?")
+>>> q.measure, q.verb, sorted(q.time_words), q.wants_target
+(('ho', 'ngheo'), 'giam', ['2022', 'cuoi', 'nam'], False)
+>>> q = analyse("Phó Chủ tịch UBND tỉnh Nghệ An tên là gì?")
+>>> q.title, q.organ, q.wants_name
+('pho chu tich', 'ubnd', True)
+>>> c = analyse("Tỉnh nào có tỷ lệ hộ nghèo năm 2023 thấp hơn, Hòa Bình hay Huế?").comparison
+>>> c.more, c.word, c.which, c.base  # ("thấp" stays: only "thấp hơn" and "hơn" are frame words)
+(False, 'thấp hơn', True, 'có tỷ lệ hộ nghèo năm 2023 thấp')
+>>> analyse("Tỷ lệ hộ nghèo Hòa Bình năm 2023").comparison is None
+True
 """
 
 from __future__ import annotations
@@ -14,95 +29,24 @@ from __future__ import annotations
 import re
 
 from . import gazetteer
-from .text import collapse_spaces, fold, has_diacritics, normalize_query, years_in
-from .types import Query
+from .lexicon import (ABBREVIATIONS, ASKED_UNIT_FOLDED, COMPARATIVE, COMPARATIVE_WORD, DOCUMENT_ASKED, ENGLISH,
+                      ENGLISH_FUNCTION_WORDS, ENGLISH_HEADS, ENTITY_HEADS, EXPECTED_TYPES, FRAME, FRAME_LEFTOVERS,
+                      HOW_MANY_FOLDED, MEASURED_FOLDED, MORE, NAME_ASKED_FOLDED, ORGANS, SYNONYMS, TARGET,
+                      TARGET_FOLDED, TIME_FOLDED, TITLE_WORDS, VERB_RE, WHICH)
+from .text import collapse_spaces, fold, has_diacritics, normalize_query, numbers_in, syllables, years_in
+from .types import Comparison, Query
 
-# Abbreviations officials write; each expands to the phrases documents use.
-ABBREVIATIONS: dict[str, tuple[str, ...]] = {
-    "XKLĐ": ("xuất khẩu lao động", "đi làm việc ở nước ngoài"),
-    "LĐ-TB&XH": ("Lao động - Thương binh và Xã hội",),
-    "LĐTB&XH": ("Lao động - Thương binh và Xã hội",),
-    "LĐ-TBXH": ("Lao động - Thương binh và Xã hội",),
-    "LĐTBXH": ("Lao động - Thương binh và Xã hội",),
-    "BHXH": ("bảo hiểm xã hội",),
-    "BHYT": ("bảo hiểm y tế",),
-    "BHTN": ("bảo hiểm thất nghiệp",),
-    "GDNN": ("giáo dục nghề nghiệp",),
-    "GQVL": ("giải quyết việc làm",),
-    "NCC": ("người có công",),
-    "BTXH": ("bảo trợ xã hội",),
-    "HĐND": ("Hội đồng nhân dân",),
-    "UBND": ("Ủy ban nhân dân",),
-    "TT-Huế": ("Thừa Thiên Huế",),
-    "TTH": ("Thừa Thiên Huế",),
-    "TP.HCM": ("Thành phố Hồ Chí Minh",),
-    "TPHCM": ("Thành phố Hồ Chí Minh",),
-    "SL": ("số lượng",),
-    "LĐ": ("lao động",),
-    "KH": ("kế hoạch",),
-}
-# Phrases that say the same thing in the documents' words; each adds the others to the query.
-SYNONYMS: tuple[tuple[str, ...], ...] = (
-    ("xuất khẩu lao động", "đi làm việc ở nước ngoài", "làm việc ở nước ngoài theo hợp đồng"),
-    ("giải quyết việc làm", "tạo việc làm"),
-    ("hộ nghèo", "nghèo"),
-)
 _SYNONYM_RES = [(re.compile(rf"\b{re.escape(fold(p))}\b"), group) for group in SYNONYMS for p in group]
-# A few English words users type, mapped to the Vietnamese that documents use.
-ENGLISH: dict[str, str] = {
-    "poverty rate": "tỷ lệ hộ nghèo", "poor households": "hộ nghèo", "poverty": "hộ nghèo",
-    "near-poor": "cận nghèo", "unemployment": "thất nghiệp", "jobs": "giải quyết việc làm",
-    "employment": "việc làm", "workers abroad": "đi làm việc ở nước ngoài", "labor export": "xuất khẩu lao động",
-    "labour export": "xuất khẩu lao động", "vocational training": "đào tạo nghề", "trained": "qua đào tạo",
-    "social insurance": "bảo hiểm xã hội", "health insurance": "bảo hiểm y tế", "gifts": "suất quà",
-    "vice chairman": "Phó Chủ tịch", "chairman": "Chủ tịch", "director": "Giám đốc", "conference": "hội nghị",
-    "billion": "tỷ đồng", "percent": "tỷ lệ", "rate": "tỷ lệ", "target": "chỉ tiêu kế hoạch",
-    "people with meritorious": "người có công", "martyrs": "liệt sỹ", "explosion": "vụ nổ", "boiler": "lò hơi",
-    "went abroad": "đi làm việc ở nước ngoài", "abroad": "nước ngoài", "labour contracts": "theo hợp đồng",
-    "labor contracts": "theo hợp đồng", "workers": "lao động", "disburse": "giải ngân", "disbursed": "giải ngân",
-    "social policy bank": "Ngân hàng Chính sách Xã hội", "job creation": "tạo việc làm", "certificate of merit": "Bằng khen",
-    "prime minister": "Thủ tướng Chính phủ", "degrees": "bằng cấp", "certificates": "chứng chỉ",
-    "mid-term review": "sơ kết giữa nhiệm kỳ", "review conference": "hội nghị tổng kết", "party committee": "Đảng bộ",
-    "people's committee": "Ủy ban nhân dân", "provincial": "tỉnh", "unemployment rate": "tỷ lệ thất nghiệp",
-    "minimum wage": "lương tối thiểu", "wage": "tiền lương", "labour sector": "ngành lao động",
-    "labor sector": "ngành lao động", "households": "hộ", "near-poor households": "hộ cận nghèo",
-    "trained workers": "lao động qua đào tạo", "gift": "quà", "tet": "Tết", "war invalids": "thương binh",
-}
 _ABBR_RE = re.compile(
     r"(?<![\w&.-])(" + "|".join(re.escape(a) for a in sorted(ABBREVIATIONS, key=len, reverse=True)) + r")(?![\w&-])",
     re.IGNORECASE,
 )
 _FOLDED_ABBR = {fold(a): a for a in ABBREVIATIONS}
 
-# Expected answer type: checked in order, on the folded question.
-_EXPECTS: tuple[tuple[str, str], ...] = (
-    ("code", r"so hieu|ky hieu|so may\b|\bnumber of the (?:decision|resolution)"),
-    ("percent", r"ty le|bao nhieu phan tram|may phan tram|phan tram|%|\bpercent|\brate\b|\bshare\b|\bproportion"),
-    # "giải ngân … cho bao nhiêu lao động": the thing counted outweighs the money words
-    ("count", r"\b(?:bao nhieu|may)\s+(?:nguoi|lao dong|ho|hoc vien|doi tuong|luot|suat|ca nhan|tap the|don vi"
-              r"|doanh nghiep|hoc sinh|sinh vien|tre em|vi tri|phien|truong hop)\b"),
-    ("money", r"bao nhieu tien|kinh phi|so tien|ngan sach|\bvon\b|giai ngan|ty dong|trieu dong|\bmoney|\bbudget|\bfund"
-              r"|how much|\bdisburs"),
-    ("date", r"ngay nao|ngay bao nhieu|khi nao|bao gio|thoi gian nao|thang nao|\bwhen\b|what date|which day"),
-    ("person", r"\bai\b|nguoi nao|dong chi nao|ong nao|ba nao|la ai|\bwho\b|ho ten|ten cua|ten la gi|ten gi"),
-    ("place", r"o dau|tai dau|tinh nao|dia phuong nao|noi nao|\bwhere\b|which province"),
-    ("count", r"bao nhieu|so luong|may nguoi|how many|\bso\b|\bmay\b|xkld|lao dong"),
-)
-# "<noun> nào / gì": the answer is a name introduced by that noun ("Công ty TNHH gỗ Bình Minh").
-_ENTITY_HEADS = (
-    "công ty", "doanh nghiệp", "trường", "ngân hàng", "nghị quyết", "nghị định", "quyết định", "thông tư",
-    "chỉ thị", "chương trình", "đề án", "dự án", "đơn vị", "cơ quan", "tổ chức", "bệnh viện", "huyện", "quận",
-    "thị xã", "thành phố", "phường", "xã", "thôn", "bản", "ấp", "quỹ", "nước", "thị trường",
-)
-_ENGLISH_HEADS = {
-    "company": "công ty", "school": "trường", "bank": "ngân hàng", "resolution": "nghị quyết", "decision": "quyết định",
-    "district": "huyện", "ward": "phường", "commune": "xã", "programme": "chương trình", "program": "chương trình",
-    "country": "nước", "market": "thị trường", "department": "sở", "agency": "cơ quan",
-}
 _ENTITY_RE = re.compile(
-    r"\b(" + "|".join(sorted((fold(h) for h in _ENTITY_HEADS), key=len, reverse=True)) + r")((?:\s+(?!ngay\b|nam\b|thang\b|khi\b|luc\b)\w+){0,2}?)\s+(?:nao|gi)\b"
+    r"\b(" + "|".join(sorted((fold(h) for h in ENTITY_HEADS), key=len, reverse=True)) + r")((?:\s+(?!ngay\b|nam\b|thang\b|khi\b|luc\b)\w+){0,2}?)\s+(?:nao|gi)\b"
 )
-_ENGLISH_ENTITY_RE = re.compile(r"\b(?:which|what)\s+(" + "|".join(_ENGLISH_HEADS) + r")\b")
+_ENGLISH_ENTITY_RE = re.compile(r"\b(?:which|what)\s+(" + "|".join(ENGLISH_HEADS) + r")\b")
 
 
 class EmptyQuestion(ValueError):
@@ -119,17 +63,36 @@ def analyse(text: str) -> Query:
     if not mentions and not folded:  # "hộ nghèo ở hue": try the unaccented words too
         mentions = [m for m in gazetteer.find_places(cleaned, folded=True) if not has_diacritics(m.surface)]
     places = tuple(dict.fromkeys(m.place.name for m in mentions))
-    expects, head = _expects(cleaned)
+    subplace = next((m.via.split(":", 1)[1] for m in mentions[:1] if m.via.startswith("subplace:")), None)
+    folded_text = fold(cleaned).lower()
+    expects, head = _expects(cleaned, folded_text)
+    normalized = expand(cleaned)
+    folded_normalized = fold(normalized).lower()
+    title = _asked_title(folded_normalized)
     return Query(
         text=cleaned,
-        normalized=expand(cleaned),
+        normalized=normalized,
         folded=folded,
         years=tuple(dict.fromkeys(years_in(cleaned))),
         place=places[0] if places else None,
         expects=expects,
         head=head,
         places=places,
-        subplace=next((m.via.split(":", 1)[1] for m in mentions[:1] if m.via.startswith("subplace:")), None),
+        subplace=subplace,
+        folded_text=folded_text,
+        folded_words=tuple(fold(t) for t in syllables(normalized)),
+        numbers=frozenset(numbers_in(cleaned)),
+        english=len(ENGLISH_FUNCTION_WORDS & set(syllables(cleaned.lower()))) >= 2,
+        time_words=frozenset(t for m in TIME_FOLDED.finditer(folded_text) for t in m.group().split()),
+        unit=_asked_unit(folded_text),
+        measure=_measure(folded_normalized, (*places, subplace or "")),
+        verb=_asked_verb(folded_text),
+        wants_target=bool(TARGET.search(cleaned)) or bool(TARGET_FOLDED.search(folded_text)),
+        title=title,
+        organ=organ_of(folded_normalized) if title else None,
+        wants_name=bool(title) or bool(NAME_ASKED_FOLDED.search(folded_text)),
+        asks_document=bool(DOCUMENT_ASKED.search(normalized)),
+        comparison=_comparison(cleaned, folded, folded_text, places),
     )
 
 
@@ -156,9 +119,8 @@ def expand(text: str) -> str:
     return " ".join([text, *extra])
 
 
-def _expects(text: str) -> tuple[str | None, str | None]:
-    """The expected answer type, and for a named thing the noun that introduces it."""
-    folded = fold(text).lower()
+def _expects(text: str, folded: str) -> tuple[str | None, str | None]:
+    """The expected answer type, and for a named thing the noun that introduces it (`folded`: the text folded)."""
     m = _ENTITY_RE.search(folded)
     if m and m.group(1) != "so":
         words = text.split()
@@ -166,8 +128,77 @@ def _expects(text: str) -> tuple[str | None, str | None]:
         return "entity", " ".join(words[start:start + len(m.group(1).split())])
     m = _ENGLISH_ENTITY_RE.search(folded)
     if m:
-        return "entity", _ENGLISH_HEADS[m.group(1)]
-    for kind, pattern in _EXPECTS:
+        return "entity", ENGLISH_HEADS[m.group(1)]
+    for kind, pattern in EXPECTED_TYPES:
         if re.search(pattern, folded):
             return kind, None
     return None, None
+
+
+_TITLE_RES = tuple((word, re.compile(rf"(pho\s+)?{word}")) for word in TITLE_WORDS)
+
+
+def _asked_title(folded_normalized: str) -> str:
+    """The title in a "who" question, folded: "pho chu tich", "chu tich", "giam doc", or ""."""
+    for word, pattern in _TITLE_RES:
+        m = pattern.search(folded_normalized) if word in folded_normalized else None  # (the substring test is fast)
+        if m:
+            return m.group()
+    return ""
+
+
+def organ_of(folded: str) -> str | None:
+    """Whose office a title is (in a folded question or title): the People's Committee ("ubnd") or
+    Council ("hdnd"), if said."""
+    return next((name for name, pattern in ORGANS.items() if re.search(pattern, folded)), None)
+
+
+def _asked_verb(folded_text: str) -> str:
+    """The verb the question asks about: "giảm bao nhiêu" → "giam"; "còn bao nhiêu" → "con"."""
+    m = HOW_MANY_FOLDED.search(folded_text)
+    verbs = VERB_RE.findall(folded_text[:m.start()] if m else folded_text)
+    return verbs[-1] if verbs else ""
+
+
+def _asked_unit(folded_text: str) -> str:
+    """The thing counted: "bao nhiêu vị trí việc làm" → "vi tri viec lam" (folded)."""
+    m = ASKED_UNIT_FOLDED.search(folded_text)
+    return m.group(1).strip() if m else ""
+
+
+def _measure(folded_normalized: str, places: tuple[str, ...]) -> tuple[str, ...]:
+    """What a rate is of: "Tỷ lệ hộ nghèo Huế 2023" → ("ho", "ngheo"); the words of `places` left out."""
+    m = MEASURED_FOLDED.search(folded_normalized)
+    if not m:
+        return ()
+    place = {fold(t).lower() for name in places for t in syllables(name)}
+    return tuple(t for t in m.group(1).split() if t not in place)
+
+
+def _comparison(text: str, folded: bool, folded_text: str, places: tuple[str, ...]) -> Comparison | None:
+    """What a question comparing its places asks ("… thấp hơn, Hòa Bình hay Huế?"); None for any other."""
+    if len(places) < 2 or not COMPARATIVE.search(folded_text):
+        return None
+    more = bool(MORE.search(folded_text))
+    which = bool(WHICH.search(folded_text)) or " hay " in f" {text.lower()} "
+    return Comparison(more, _comparative_word(text, more), which, _base_question(text, folded))
+
+
+def _base_question(text: str, folded: bool) -> str:
+    """The question without its places and comparison words: "Tỉnh nào có tỷ lệ hộ nghèo năm 2023 thấp hơn, Hòa Bình
+    hay Huế?" → "có tỷ lệ hộ nghèo năm 2023 thấp"."""
+    mentions = gazetteer.find_places(text, folded=folded or None) or gazetteer.find_places(text, folded=True)
+    for m in sorted(mentions, key=lambda m: m.start, reverse=True):
+        text = text[:m.start] + " " + text[m.end:]
+    words = [w for w in re.findall(r"\S+", text) if not FRAME.fullmatch(fold(w.strip(",.?!:;")).lower())]
+    folded_words = fold(" ".join(words)).lower()
+    # multi-word frames ("cao hơn", "tỉnh nào") are dropped word by word above; drop leftovers like "tỉnh"
+    kept = [w for w, f in zip(words, folded_words.split()) if f not in FRAME_LEFTOVERS]
+    return collapse_spaces(" ".join(kept).strip(" ,.?!:;"))
+
+
+def _comparative_word(question: str, more: bool) -> str:
+    m = COMPARATIVE_WORD.search(question.lower())
+    if m:
+        return f"{m.group(1)} {m.group(2)}"
+    return "cao hơn" if more else "thấp hơn"

@@ -14,15 +14,11 @@ import re
 import unicodedata
 from functools import lru_cache
 
-# A number keeps its inner separators and a trailing percent sign: "2,27%", "17.034", "31/7/2023".
-_NUMBER = r"\d+(?:[.,/]\d+)*%?"
+from .lexicon import NUMBER, NUMBER_TOKEN, YEAR_DIGITS, YEAR_RE
+
 # (Every token starts with a word character, a letter or a digit, so the two alternatives never compete;
 # the look-ahead lets the engine skip spaces and punctuation fast.)
-TOKEN_RE = re.compile(rf"(?=\w)(?:[^\W\d_]+(?:[-'][^\W\d_]+)*|{_NUMBER})", re.UNICODE)
-# A year standing alone: "2023", not inside "17.034", "2,2023" or "10/12/2019"'s day/month part.
-# (The "not after a digit or separator" check is a look-behind over the matched digits: a pattern that
-# starts with the digits lets the regex engine skip to candidate positions, 4-5x faster.)
-YEAR_RE = re.compile(r"((?:19|20)\d{2})(?<![\d.,/]....)(?![\d.,]\d)")
+TOKEN_RE = re.compile(rf"(?=\w)(?:[^\W\d_]+(?:[-'][^\W\d_]+)*|{NUMBER_TOKEN})", re.UNICODE)
 _WORD_RE = re.compile(r"[^\W\d_]+", re.UNICODE)
 _SPACES_RE = re.compile(r"[ \t\u00a0\u2000-\u200b\u3000]+")
 
@@ -132,7 +128,14 @@ def years_in(text: str) -> list[int]:
     return [int(y) for y in YEAR_RE.findall(text)]
 
 
+def numbers_in(text: str) -> set[str]:
+    """The numbers a text states, years left out: numbers_in("còn 9,2% năm 2023") == {"9,2"}."""
+    return {n for n in NUMBER.findall(text) if not YEAR_DIGITS.fullmatch(n)}
+
+
 # The sentences the answerer scores and quotes (and the index stores vectors of): a fast regex splitter.
+# (Chunks are cut at underthesea's sentences, chunker.split_sentences, and the reranker reads the pieces of
+# lexical.SENTENCE_CUT: each is stored in indexes, so each stays; eval/compare_splitters.py shows how they differ.)
 _SENT_SPLIT = re.compile(r"(?<=[.!?;])\s+(?=[A-ZĐÀ-Ỹ\d\[“\"-])|\n+|(?<=:)\s+(?=[A-ZĐ])")
 
 
@@ -147,3 +150,17 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     if pos < len(text):
         spans.append((pos, len(text)))
     return [(s, e) for s, e in spans if text[s:e].strip()]
+
+
+MAX_LOOK_BACK = 600  # characters a quoted sentence is extended back, at most
+
+
+def sentence_start(text: str, pos: int) -> int:
+    """Where the sentence holding text[pos] starts (`sentence_spans`' boundaries), looking back at most
+    MAX_LOOK_BACK characters; `pos` itself when no boundary is found that close."""
+    lo = max(0, pos - MAX_LOOK_BACK)
+    start = lo if lo == 0 else None
+    for m in _SENT_SPLIT.finditer(text, lo, pos):
+        if m.end() <= pos:
+            start = m.end()
+    return pos if start is None else start

@@ -77,7 +77,20 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """What a question comparing places asks: "Tỉnh nào có tỷ lệ hộ nghèo năm 2023 thấp hơn, Hòa Bình hay Huế?"."""
+
+    more: bool  # the larger value wins ("cao hơn", "nhiều … nhất"); else the smaller
+    word: str  # the comparative, for the answer: as written ("thấp hơn"), else "cao hơn" / "thấp hơn"
+    which: bool  # the place is asked ("tỉnh nào", "… hay …"), not the value
+    base: str  # the question without its places and comparison words, asked of each place ("có tỷ lệ hộ nghèo …")
+
+
+@dataclass(frozen=True)
 class Query:
+    """A question and what `rag.query.analyse` understood of it (its one constructor outside tests: the fields
+    after `subplace` are what the answerer reads, and keep their defaults in a Query built by hand)."""
+
     text: str  # as typed, NFC
     normalized: str  # cleaned, abbreviations expanded
     folded: bool  # typed without diacritics
@@ -87,6 +100,20 @@ class Query:
     head: str | None = None  # for "entity": the noun asked about ("công ty" in "công ty nào")
     places: tuple[str, ...] = ()  # every province named, in order ("Hòa Bình hay Thừa Thiên Huế")
     subplace: str | None = None  # a district or ward named instead of the province ("Cửa Lò")
+    folded_text: str = ""  # `text` folded: lowercase, no diacritics ("ty le ho ngheo hue 2023")
+    folded_words: tuple[str, ...] = ()  # the folded syllables of `normalized` (expansions included), in order
+    numbers: frozenset[str] = frozenset()  # the numbers the question states, years left out ("9,2")
+    english: bool = False  # asked in English (two or more English function words)
+    time_words: frozenset[str] = frozenset()  # its time expressions' words, folded: "cuối năm 2022" → cuoi, nam, 2022
+    unit: str = ""  # the thing counted, folded: "bao nhiêu vị trí việc làm" → "vi tri viec lam"
+    measure: tuple[str, ...] = ()  # what a rate is of, folded, place words left out: "tỷ lệ hộ nghèo Huế" → ho, ngheo
+    verb: str = ""  # the change or level asked, folded: "giảm bao nhiêu" → "giam"; "còn bao nhiêu" → "con"
+    wants_target: bool = False  # a target or plan is asked ("mục tiêu", "kế hoạch"), not the result
+    title: str = ""  # the office in a "who" question, folded: "pho chu tich", "giam doc"
+    organ: str | None = None  # whose office that title is: "ubnd" (People's Committee), "hdnd" (Council), or unsaid
+    wants_name: bool = False  # a name is asked ("tên là gì", or a title): an office without its holder does not answer
+    asks_document: bool = False  # the date of a document is asked ("ban hành", "ký", "hiệu lực")
+    comparison: Comparison | None = None  # it compares two or more of its places ("cao hơn, Hòa Bình hay Huế")
 
 
 @dataclass(frozen=True)
