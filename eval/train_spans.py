@@ -32,7 +32,7 @@ from rag.text import nfc, sentence_spans  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "benchdata" / "uit-viquad-1.0" / "dev_ViQuAD.json"
 VOCABULARY = int(os.environ.get("SPAN_VOCABULARY", 300))  # the commonest folded words that get their own weights
-L2 = float(os.environ.get("SPAN_L2", 1e-3))  # per question, on every weight
+L2 = float(os.environ.get("SPAN_L2", 3e-4))  # per question, on every weight
 
 
 def examples(path: Path) -> list[dict]:

@@ -304,7 +304,7 @@ class Answerer:
     def _free_span(self, query: Query, sentence: str) -> str:
         """The answer to a question that expects no typed value, inside its sentence: the span model's, or (without
         it, or for an English question) the sentence less the question's words at its edges."""
-        if self.spans is None or _english(query):
+        if self.spans is None or query.english:
             return _free_span(query, sentence)
         span = self.spans.best(query.text, sentence)
         return sentence[span[0]:span[1]].strip(" ,.;:") if span else _free_span(query, sentence)

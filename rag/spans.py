@@ -114,7 +114,17 @@ def features(question: str, sentence: str, vocabulary: dict[str, int]) -> tuple[
     rare = np.array([w in asked and vocabulary.get(w, common) >= common for w in s.folded], dtype=float)
     capital = np.array([w[:1].isupper() for w in s.raw], dtype=float)
     digit = np.array([w[:1].isdigit() for w in s.raw], dtype=float)
-    pad = lambda a, k: np.concatenate([np.zeros(k), a[:n - k]]) if k > 0 else np.concatenate([a[-k:], np.zeros(-k)])
+
+    def pad(a: np.ndarray, k: int) -> np.ndarray:
+        """`a` shifted k places right (k < 0: left), zeros where nothing comes in: each word sees its k-th neighbour."""
+        out = np.zeros(n)
+        if abs(k) < n:
+            if k > 0:
+                out[k:] = a[:n - k]
+            else:
+                out[:n + k] = a[-k:]
+        return out
+
     # distance from each word to the nearest question word on its left and on its right
     last, left_d = None, np.full(n, -1)
     for i in range(n):
