@@ -1,6 +1,6 @@
 """Fit the abstention (rag/data/abstention.json): when the documents do not hold the answer.
 
-    python eval/fit_abstention.py [--false-answers 0.05] [--write]
+    python eval/fit_abstention.py [--false-answers 0.05] [--lexical] [--shifted] [--reuse] [--write]
 
 Data: every question of eval/gold.jsonl, eval/heldout.jsonl and UIT-ViQuAD dev (`--squad`, indexed in
 `--squad-index`) is asked of its index as it is, and each answerable one is asked again of the same index without
@@ -9,6 +9,13 @@ chosen, and out of the word counts that say which of the question's words no doc
 with its place, year and type rules but without its support floor; the label is whether the pick is right (the
 sentence or the answer holds a gold answer). The model: a logistic regression over rag.abstention.FEATURES,
 standardised (scikit-learn, lbfgs, L2: deterministic).
+
+Shifted questions (`shifted_items`): each answerable seed question that asks a year or a province is asked again of
+the whole index with the year moved 3-6 years to one no document writes, or with the province replaced by one no
+document names (as typed: without diacritics when it was); each ViQuAD question holding a 4-digit year, with the year
+moved to one no passage writes. They are unanswerable; they are always collected and reported (how many the place
+and year rules withhold before the model, how many the model withholds), and `--shifted` also fits on them (grouped
+with their source question's document).
 
 The threshold is the lowest probability at which at most `--false-answers` of the unanswerable questions get an
 answer. Cross-validation: 5 folds grouped by document (a ViQuAD article, a seed report; the seeds' unanswerable
@@ -21,8 +28,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -32,10 +41,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from eval.train_answerer import CACHE, K, QuestionSet, data_arguments, folds_of, open_index, question_sets  # noqa: E402
+from rag import gazetteer  # noqa: E402
 from rag.abstention import FEATURES, WEIGHTS_FILE  # noqa: E402
 from rag.answer import AnswerConfig, Answerer, answer_evidence, unknown_share  # noqa: E402
-from rag.evaluation import contains_answer  # noqa: E402
+from rag.evaluation import GoldItem, contains_answer  # noqa: E402
 from rag.lexical import tokenize  # noqa: E402
+from rag.query import analyse  # noqa: E402
+from rag.text import fold, has_diacritics  # noqa: E402
 
 DEPTH = 30  # hits retrieved before the question's own document is taken out
 C = 1.0
@@ -73,19 +85,21 @@ def doc_freqs(qs: QuestionSet, squad: bool):
     return whole, without
 
 
-def records(qs: QuestionSet, squad: bool):
-    """Per question and condition: the rule's decision, the loose pick's features and whether it is right."""
+def records(qs: QuestionSet, squad: bool, asked: str = "asked"):
+    """Per question and condition: the rule's decision, the loose pick's features and whether it is right. The
+    questions are asked of the whole index under the condition `asked` ("asked", or "shifted_year"/"shifted_place" for
+    unanswerable questions made by `shifted_items`), and each answerable one again without its document."""
     rule = Answerer(qs.retriever, AnswerConfig(abstain_by="support"))
     loose = Answerer(qs.retriever, AnswerConfig(abstain_by="support", min_support=0.0))
     whole, without = doc_freqs(qs, squad)
     for item, query, hits in zip(qs.items, qs.queries, qs.hits):
-        runs = [("asked", hits)]
+        runs = [(asked, hits)]
         if item.answerable:
             gone = owner(item.doc, squad)
             runs.append(("without", [h for h in qs.retriever.search(query, DEPTH)
                                      if owner(h.chunk.doc_id, squad) != gone][:K]))
         for condition, found in runs:
-            answerable = item.answerable and condition == "asked"
+            answerable = item.answerable and condition != "without"
             before = rule._answer(query, found)
             sentences = loose.candidates(query, found)
             pick, _ = loose.pick(query, found, sentences)
@@ -96,9 +110,128 @@ def records(qs: QuestionSet, squad: bool):
             if pick is not None:
                 sent, span = pick
                 row["right"] = answerable and (contains_answer(sent.text, item.answers) or contains_answer(span, item.answers))
-                unknown = unknown_share(query, whole if condition == "asked" else without(owner(item.doc, squad)))
+                unknown = unknown_share(query, without(owner(item.doc, squad)) if condition == "without" else whole)
                 row["evidence"] = answer_evidence(found, sent, sentences, unknown)
             yield row
+
+
+# ---------------------------------------------------------------------------- shifted questions
+
+YEAR_SHIFTS = (3, -3, 4, -4, 5, -5, 6, -6)  # tried in this order; the same shift for every year of a question
+_YEAR = re.compile(r"(?<![\w.,/])(1\d{3}|20\d{2})(?![\w/]|[.,]\d)")  # a 4-digit year as typed, not "38/2022", "1.200"
+_ANY_FOUR = re.compile(r"(?<!\d)\d{4}(?!\d)")
+_RANGE = re.compile(r"(?<!\d)(\d{4})\s*[-–]\s*(\d{4})(?!\d)")
+
+
+def mentioned_years(texts) -> set[int]:
+    """Every 4-digit number the texts write, and the years inside their ranges ("2021 - 2025" holds 2023)."""
+    out: set[int] = set()
+    for text in texts:
+        out.update(int(y) for y in _ANY_FOUR.findall(text))
+        for a, b in _RANGE.findall(text):
+            if int(a) < int(b) <= int(a) + 20:
+                out.update(range(int(a) + 1, int(b)))
+    return out
+
+
+def mentioned_places(texts) -> set[str]:
+    """The provinces and cities the texts name anywhere (not only those they are about)."""
+    return {m.place.name for text in texts for m in gazetteer.find_places(text)}
+
+
+def shift_year(question: str, taken: set[int]) -> str | None:
+    """The question with each 4-digit year moved by the first of YEAR_SHIFTS that lands every one of them on a year
+    outside `taken`, written where it was typed; None when it holds no year or no shift fits."""
+    found = list(_YEAR.finditer(question))
+    if not found:
+        return None
+    years = {int(m.group()) for m in found}
+    for d in YEAR_SHIFTS:
+        if all(y + d not in taken and 1000 <= y + d <= 2099 for y in years):
+            return _YEAR.sub(lambda m: str(int(m.group()) + d), question)
+    return None
+
+
+def _as_typed(name: str, surface: str, folded: bool) -> str:
+    """`name` written the way `surface` was: without diacritics when it was found so (`folded`), in capitals, in
+    lower case or with capital initials as it was."""
+    out = fold(name) if folded else name
+    if surface.isupper():
+        return out.upper()
+    if surface.islower():
+        return out.lower()
+    return re.sub(r"\b\w", lambda m: m.group().upper(), out) if folded else out
+
+
+def shift_place(question: str, taken: set[str]) -> str | None:
+    """The question with its one province (or centrally-run city) replaced by another of the same kind that
+    `taken` lacks, written as the original was typed (with or without diacritics, its case); the replacement is
+    chosen by the question's checksum among those that analyse back to it. None when the question names no place,
+    several, or a district only ("Cửa Lò")."""
+    query = analyse(question)
+    if query.place is None or len(query.places) != 1 or query.subplace:
+        return None
+    folded = query.folded
+    mentions = gazetteer.find_places(question, folded=folded or None)
+    if not mentions and not folded:  # as analyse does: "hộ nghèo ở hue"
+        folded = True
+        mentions = [m for m in gazetteer.find_places(question, folded=True) if not has_diacritics(m.surface)]
+    mentions = [m for m in mentions if m.place.name == query.place]
+    if not mentions or any(m.via.startswith("subplace:") for m in mentions):
+        return None
+    kind = mentions[0].place.kind
+    others = sorted(p.name for p in gazetteer.PLACES if p.kind == kind and p.name not in taken | {query.place})
+    start = zlib.crc32(question.encode("utf-8"))
+    for i in range(len(others)):
+        name = others[(start + i) % len(others)]
+        shifted = question
+        for m in sorted(mentions, key=lambda m: m.start, reverse=True):
+            shifted = shifted[:m.start] + _as_typed(name, m.surface, folded) + shifted[m.end:]
+        if analyse(shifted).places == (name,):  # a name that is also a word ("hòa bình") must still read as a place
+            return shifted
+    return None
+
+
+def shifted_items(items: list[GoldItem], texts: list[str], places: bool) -> list[GoldItem]:
+    """Unanswerable questions made from the answerable `items`: their year moved to one that `texts` (the index's
+    documents) never write, and when `places`, their province replaced by one the texts never name. Each keeps its
+    source's document (its CV group); its condition is its tag, "shifted_year" or "shifted_place"."""
+    years, named = mentioned_years(texts), mentioned_places(texts) if places else set()
+    out = []
+    for item in items:
+        if not item.answerable:
+            continue
+        for kind, shifted in (("year", shift_year(item.question, years)),
+                              ("place", shift_place(item.question, named) if places else None)):
+            if shifted is not None:
+                out.append(GoldItem(f"{item.id}~{kind}", shifted, (), item.doc, item.type, False, (f"shifted_{kind}",)))
+    return out
+
+
+def shifted_records(sets: list[QuestionSet], places: bool, vectors: bool):
+    """`records` of the questions `shifted_items` makes of each set's answerable ones, asked of the same index
+    (their document stays in). Call it after the sets' own records: a set made here caches its own vectors."""
+    from types import SimpleNamespace
+
+    for qs in sets:
+        texts = [doc.text for doc in qs.retriever.snapshot.documents.values()]
+        made = shifted_items(qs.items, texts, places=places and qs.name != "viquad")
+        print(f"{qs.name}: {len(made)} shifted questions", file=sys.stderr)
+        for condition in ("shifted_year", "shifted_place"):
+            mine = [i for i in made if i.tags == (condition,)]
+            if mine:
+                shifted = QuestionSet(qs.name, SimpleNamespace(_retriever=qs.retriever), mine, qs.group,
+                                      CACHE / f"qvec-shifted-{qs.name}.npz" if vectors else None)
+                yield from records(shifted, qs.name == "viquad", condition)
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
 
 
 def matrix(rows: list[dict], fill: np.ndarray) -> np.ndarray:
@@ -135,15 +268,19 @@ def probabilities(model: dict, rows: list[dict]) -> np.ndarray:
 
 
 def threshold_for(p: np.ndarray, rows: list[dict], false_answers: float) -> float:
-    """The lowest threshold at which at most `false_answers` of the unanswerable rows get an answer."""
-    unanswerable = np.sort([pi for pi, r in zip(p, rows) if not r["answerable"]])[::-1]
+    """The lowest threshold at which at most `false_answers` of the unanswerable rows get an answer: the sets' own
+    and those made by taking the document out. The shifted questions stay out of this count (the place and year
+    rules withhold nearly all of them, so counting them would loosen the threshold for the others)."""
+    unanswerable = np.sort([pi for pi, r in zip(p, rows) if not r["answerable"]
+                            and not r.get("condition", "").startswith("shifted_")])[::-1]
     allowed = int(np.floor(false_answers * len(unanswerable)))
     return float(unanswerable[allowed]) + 1e-6 if allowed < len(unanswerable) else 0.0
 
 
 def report(rows: list[dict], answered: np.ndarray) -> dict:
-    """Per set: answerable questions answered right and wrongly withheld; unanswerable ones withheld
-    (the sets' own, and those made by taking the document out)."""
+    """Per set: answerable questions answered right and wrongly withheld; unanswerable ones withheld (the sets'
+    own, those made by taking the document out, and those made by moving the year or the province: with how many of
+    these the rules let through to the model)."""
     out = {}
     for name in dict.fromkeys(r["set"] for r in rows):
         def share(keep, value):
@@ -156,6 +293,13 @@ def report(rows: list[dict], answered: np.ndarray) -> dict:
                                            lambda i: not answered[i]),
             "document_removed_withheld": share(lambda r: r["condition"] == "without", lambda i: not answered[i]),
         }
+        for kind in ("year", "place"):  # and how many of them the place and year rules left to the model
+            condition = f"shifted_{kind}"
+            withheld = share(lambda r: r["condition"] == condition, lambda i: not answered[i])
+            if withheld:
+                out[name][f"{kind}_shifted_withheld"] = withheld
+                out[name][f"{kind}_shifted_reach_model"] = sum(r["set"] == name and r["condition"] == condition
+                                                               and r["picked"] for r in rows)
     return out
 
 
@@ -170,6 +314,9 @@ def main(argv=None) -> int:
     ap.add_argument("--records", type=Path, default=None,
                     help="where the collected rows are kept (reused with --reuse)")
     ap.add_argument("--reuse", action="store_true", help="fit on the rows collected by an earlier run")
+    ap.add_argument("--shifted", action=argparse.BooleanOptionalAction, default=False,
+                    help="add the unanswerable questions made by moving an answerable one's year or province "
+                         "(shifted_items) to the fit")
     ap.add_argument("--write", action="store_true", help=f"write {WEIGHTS_FILE.relative_to(ROOT)}")
     ap.add_argument("--out", type=Path, default=WEIGHTS_FILE)
     args = ap.parse_args(argv)
@@ -181,26 +328,38 @@ def main(argv=None) -> int:
         args.seeds_index = args.seeds_index.with_name(args.seeds_index.name + "-lexical")
         args.squad_index = args.squad_index.with_name(args.squad_index.name + "-lexical")
 
+    shifted_file = args.records.with_name(args.records.stem + "-shifted.jsonl")
+    sets = None
+
+    def open_sets():
+        return question_sets(args, lambda paths, index_dir: _open(paths, index_dir, args.lexical), corpus_index,
+                             vectors=not args.lexical)
+
     if args.reuse and args.records.is_file():
-        rows = [json.loads(line) for line in args.records.read_text("utf-8").splitlines()]
+        rows = read_rows(args.records)
         model_name = rows[0].pop("_model", None) if rows else None
     else:
-        sets = question_sets(args, lambda paths, index_dir: _open(paths, index_dir, args.lexical), corpus_index,
-                             vectors=not args.lexical)
+        sets = open_sets()
         seeds = sets[0].retriever
         rows = [row for qs in sets for row in records(qs, qs.name == "viquad")]
         model_name = (seeds.snapshot.manifest.get("model") or {}).get("name") if seeds.mode == "dense" else None
-        args.records.parent.mkdir(parents=True, exist_ok=True)
-        args.records.write_text("".join(json.dumps({**r, "_model": model_name} if i == 0 else r, ensure_ascii=False)
-                                        + "\n" for i, r in enumerate(rows)), "utf-8")
+        write_rows(args.records, [{**r, "_model": model_name} if i == 0 else r for i, r in enumerate(rows)])
         print(f"collected {len(rows)} rows: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-
-    fold_of_group = folds_of([r["group"] for r in rows], args.folds)
+    # the shifted questions are always collected and reported; `--shifted` also fits on them
+    if args.reuse and sets is None and shifted_file.is_file():
+        shifted = read_rows(shifted_file)
+    else:
+        shifted = list(shifted_records(sets or open_sets(), places=True, vectors=not args.lexical))
+        write_rows(shifted_file, shifted)
+        print(f"collected {len(shifted)} shifted rows: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    fold_of_group = folds_of([r["group"] for r in rows], args.folds)  # the same folds with or without them
+    rows += shifted
+    used = [args.shifted or not r["condition"].startswith("shifted_") for r in rows]
     fold = np.array([fold_of_group[r["group"]] for r in rows])
     p = np.zeros(len(rows))
     thresholds = []
     for f in range(args.folds):
-        train = [r for r, fi in zip(rows, fold) if fi != f]
+        train = [r for r, fi, u in zip(rows, fold, used) if fi != f and u]
         model = fit(train)
         thresholds.append(threshold_for(probabilities(model, train), train, args.false_answers))
         mine = np.flatnonzero(fold == f)
@@ -209,9 +368,10 @@ def main(argv=None) -> int:
     answered_rule = np.array([not r["rule_abstained"] for r in rows])
     rule_rows = [{**r, "right": r["rule_right"]} for r in rows]
 
-    model = fit(rows)
-    threshold = threshold_for(probabilities(model, rows), rows, args.false_answers)
-    picked = (fold >= 0) & (p >= 0)
+    fitted_on = [r for r, u in zip(rows, used) if u]
+    model = fit(fitted_on)
+    threshold = threshold_for(probabilities(model, fitted_on), fitted_on, args.false_answers)
+    picked = np.array(used) & (p >= 0)
     bins = []
     for lo in np.arange(0, 1, 0.2):
         m = picked & (p >= lo) & (p < lo + 0.2 + (lo >= 0.8))
@@ -230,7 +390,8 @@ def main(argv=None) -> int:
         "threshold": round(threshold, 4),
         "threshold_rule": f"lowest probability at which at most {args.false_answers:.0%} of the unanswerable questions "
                           "(the seeds' own and those made by taking the document out) get an answer",
-        "rows": len(rows), "unanswerable": int(sum(not r["answerable"] for r in rows)), "folds": args.folds,
+        "rows": len(fitted_on), "unanswerable": int(sum(not r["answerable"] for r in fitted_on)),
+        "shifted": int(sum(r["condition"].startswith("shifted_") for r in fitted_on)), "folds": args.folds,
         "cv_thresholds": [round(t, 4) for t in thresholds],
         "cv": report(rows, answered_cv),
         "rule_min_support": report(rule_rows, answered_rule),
