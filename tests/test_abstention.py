@@ -131,3 +131,92 @@ def test_a_question_about_what_no_document_holds_is_withheld_with_a_low_confiden
 def test_the_abstention_names_the_words_no_document_holds(lexical):
     answer = Answerer(lexical._retriever).ask("Giá vàng SJC hôm nay?")
     assert answer.abstained and "không tài liệu nào có từ “vàng”, “SJC”" in answer.answer_text
+
+
+# -- unanswerable questions made by moving an answerable one's year or province (eval/fit_abstention.py)
+
+SEED_YEARS = set(range(2019, 2026))  # the years the seed reports write
+SEED_PLACES = {"An Giang", "Hòa Bình", "Nghệ An", "Thừa Thiên Huế", "Đồng Nai"}  # the provinces they name
+
+
+def _fitter():
+    sys.path.insert(0, str(ROOT / "eval"))
+    import fit_abstention
+
+    return fit_abstention
+
+
+def test_the_year_moves_to_one_no_document_writes_where_it_was_typed():
+    fa = _fitter()
+    # +3 gives 2026 (free): the first shift that lands outside the years taken
+    assert fa.shift_year("Tỷ lệ hộ nghèo Huế năm 2023?", SEED_YEARS) == "Tỷ lệ hộ nghèo Huế năm 2026?"
+    assert fa.shift_year("ty le ho ngheo hue 2023", SEED_YEARS | {2026}) == "ty le ho ngheo hue 2027"  # +3, -3 taken
+    # every year of the question moves by the same shift, and each must land outside: 2025 is taken, so +4
+    assert (fa.shift_year("Năm 2023 tỷ lệ hộ nghèo giảm bao nhiêu so với năm 2022?", SEED_YEARS)
+            == "Năm 2027 tỷ lệ hộ nghèo giảm bao nhiêu so với năm 2026?")
+    assert fa.shift_year("Năm 1844, Paris được ngăn cách bằng gì?", {1847}) == "Năm 1841, Paris được ngăn cách bằng gì?"
+    # no year asked: a document number's year, a count, no number at all; or no shift lands outside
+    for question in ("Nghị định 38/2022 quy định gì?", "Có 1.200 lao động đi Nhật?", "Giám đốc Sở là ai?"):
+        assert fa.shift_year(question, SEED_YEARS) is None, question
+    assert fa.shift_year("Năm 2023?", set(range(2010, 2040))) is None
+
+
+def test_the_province_is_replaced_by_one_no_document_names_as_it_was_typed():
+    from rag import gazetteer
+    from rag.query import analyse
+    from rag.text import has_diacritics
+
+    fa = _fitter()
+    names = {p.name for p in gazetteer.PLACES}
+    accented = fa.shift_place("Tỷ lệ hộ nghèo Thừa Thiên Huế năm 2023?", SEED_PLACES)
+    place = accented.removeprefix("Tỷ lệ hộ nghèo ").removesuffix(" năm 2023?")
+    assert place in names and place not in SEED_PLACES and analyse(accented).place == place
+    folded = fa.shift_place("ty le ho ngheo hue 2023", SEED_PLACES)  # typed without diacritics: the folded name
+    place = folded.removeprefix("ty le ho ngheo ").removesuffix(" 2023")
+    assert not has_diacritics(folded) and place == place.lower() and analyse(folded).place not in SEED_PLACES | {None}
+    english = fa.shift_place("What was the poverty rate in Hue in 2023?", SEED_PLACES)
+    place = english.removeprefix("What was the poverty rate in ").removesuffix(" in 2023?")
+    assert not has_diacritics(place) and place.istitle() and analyse(english).place not in SEED_PLACES | {None}
+    mixed = fa.shift_place("Tỷ lệ hộ nghèo ở hue năm 2023?", SEED_PLACES)  # accented question, unaccented place
+    place = mixed.removeprefix("Tỷ lệ hộ nghèo ở ").removesuffix(" năm 2023?")
+    assert not has_diacritics(place) and place == place.lower() and analyse(mixed).place not in SEED_PLACES | {None}
+    hanoi = fa.shift_place("Giá thuê nhà ở Hà Nội năm 2023?", SEED_PLACES)  # a city becomes another city
+    assert gazetteer.lookup(hanoi.removeprefix("Giá thuê nhà ở ").removesuffix(" năm 2023?")).kind == "city"
+    assert fa.shift_place("Tỷ lệ hộ nghèo Thừa Thiên Huế năm 2023?", SEED_PLACES) == accented  # deterministic
+    # no place, two places (a comparison), a district only: not shifted
+    for question in ("Vụ nổ lò hơi xảy ra tại công ty nào?", "Năm 2023 Nghệ An hay Thừa Thiên Huế có nhiều lao động hơn?",
+                     "Tỷ lệ hộ nghèo ở Cửa Lò năm 2023?"):
+        assert fa.shift_place(question, SEED_PLACES) is None, question
+
+
+def test_shifted_items_are_unanswerable_and_keep_their_source_document():
+    from rag.evaluation import GoldItem
+
+    fa = _fitter()
+    texts = ["Tỷ lệ hộ nghèo tỉnh Thừa Thiên Huế năm 2023 còn 2,27%; giai đoạn 2021 - 2025 giảm mạnh.",
+             "Nghệ An đưa 16.000 lao động đi làm việc ở nước ngoài năm 2022."]
+    assert fa.mentioned_years(texts) == {2021, 2022, 2023, 2024, 2025}  # 2022–2024 inside the range too
+    assert fa.mentioned_places(texts) == {"Thừa Thiên Huế", "Nghệ An"}
+    items = [GoldItem("a", "Tỷ lệ hộ nghèo Huế 2023?", ("2,27%",), "d1"),
+             GoldItem("b", "Giám đốc Sở là ai?", ("X",), "d1"),  # neither a year nor a place
+             GoldItem("c", "Tỷ lệ hộ nghèo Hà Giang 2023?", (), None, answerable=False)]
+    made = fa.shifted_items(items, texts, places=True)
+    assert [(m.id, m.tags) for m in made] == [("a~year", ("shifted_year",)), ("a~place", ("shifted_place",))]
+    assert made[0].question == "Tỷ lệ hộ nghèo Huế 2026?"
+    assert all(not m.answerable and m.answers == () and m.doc == "d1" for m in made)
+    assert [m.id for m in fa.shifted_items(items, texts, places=False)] == ["a~year"]
+
+
+def test_questions_shifted_off_the_seeds_are_withheld(lexical):
+    """The place and year rules withhold them before the learned model sees them (so fitting on them changes little)."""
+    from rag.evaluation import load_gold
+
+    fa = _fitter()
+    texts = [doc.text for doc in lexical._retriever.snapshot.documents.values()]
+    assert fa.mentioned_places(texts) == SEED_PLACES and max(fa.mentioned_years(texts) & set(range(2000, 2100))) == 2025
+    items = [i for i in load_gold(ROOT / "eval" / "gold.jsonl") if i.id in {"g001", "g002", "g004", "g006", "g010"}]
+    made = fa.shifted_items(items, texts, places=True)
+    assert {m.tags[0] for m in made} == {"shifted_year", "shifted_place"} and len(made) >= 8
+    answerer = Answerer(lexical._retriever)
+    for m in made:
+        assert answerer.ask(m.question).abstained, m.question
