@@ -18,8 +18,8 @@ from . import compare, extract, gazetteer
 from .abstention import Abstention
 from .answer_scorer import BASE, TYPED, AnswerScorer
 from .lexical import tokenize
-from .lexicon import (BRACKETED_TARGET, COMPARED_YEAR, DOCUMENT_DATE, TARGET, TARGET_FOLDED, TITLE_WORDS,
-                      UNIT_CLASSES, VERB_RE, WHOLE_PROVINCE, YEAR_RANGE)
+from .lexicon import (BRACKETED_TARGET, COMPARED_YEAR, DATED, DOCUMENT_DATE, PLAN_YEAR, TARGET, TARGET_FOLDED,
+                      TITLE_WORDS, UNIT_CLASSES, VERB_RE, WHOLE_PROVINCE, YEAR_RANGE)
 from .query import analyse, organ_of
 from .retriever import Retriever
 from .spans import SpanModel
@@ -451,11 +451,15 @@ class Answerer:
         passage's document reports on that year and the sentence names no other year."""
         asked = set(query.years)
         # "cuối năm 2022 … (giảm 1% so với năm 2021)"; an undated sentence is dated by its paragraph
-        dated = best.text if _own_years(best.text) else best.lead[-200:]
+        dated = best.text if _own_years(best.text) else best.lead
         if _own_years(dated) and not asked & set(_years(dated)):
             return False  # the figure is dated, and not to the year asked
+        if asked & set(years_in(YEAR_RANGE.sub(" ", best.text))):
+            return True  # "từ ngày 18 tháng 12 năm 2017 đứng đầu tòa là …"
         chunk = best.hit.chunk
         text = YEAR_RANGE.sub(" ", f"{chunk.header} {chunk.text}")
+        if not query.wants_target:  # a figure asked: the day the report was written or held, or the year it plans
+            text = PLAN_YEAR.sub(" ", DATED.sub(" ", text))  # for ("triển khai nhiệm vụ năm 2020"), dates no figure
         if asked & set(years_in(text)):
             return True
         return doc.meta.year in asked and not years_in(YEAR_RANGE.sub(" ", best.text))

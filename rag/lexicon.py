@@ -38,6 +38,12 @@ FOOTNOTE_MARK = re.compile(r"\[\d+\]|\(\d+\)")  # "[1]", "(2)"
 # "so với năm 2021", "bằng cùng kỳ năm 2022": a year a figure is compared with, not dated to
 COMPARED_YEAR = re.compile(r"(?:so với|bằng|như)\s+(?:cùng kỳ\s+)?(?:năm\s+)?(?:19|20)\d{2}", re.I)
 YEAR_RANGE = re.compile(r"\b((?:19|20)\d{2})\s*[-–]\s*((?:19|20)\d{2})\b")  # "giai đoạn 2021 - 2025"
+# A year the document plans for, not one it reports figures of: "tổng kết công tác năm 2019, triển khai nhiệm vụ năm 2020"
+PLAN_YEAR = re.compile(r"\b(?:triển khai|phương hướng)(?:,?\s+(?:nhiệm vụ|kế hoạch|công tác|chương trình|mục tiêu))*"
+                       r"\s+năm\s+(?:19|20)\d{2}", re.I)
+# A date (a dateline, a publication date): the day something was written or held, not a year of figures
+DATED = re.compile(r"\b\d{1,2}/\d{1,2}/(?:19|20)\d{2}\b|\bngày\s+\d{1,2}\s+tháng\s+\d{1,2}\s+năm\s+(?:19|20)\d{2}"
+                   r"|\b(?:19|20)\d{2}-\d{2}-\d{2}\b", re.I)
 TIME_FOLDED = re.compile(r"\b(?:(?:cuoi|dau|giua)\s+)?(?:nam\s+)?(?:19|20)\d{2}\b")  # "cuoi nam 2022"
 # the year alone as a date's answer ("năm 1898", "thế kỷ thứ XV")
 IN_YEAR = re.compile(r"(?:(?:vào\s+)?năm\s+)?(?<!\d)1?\d{3}(?!\d)|thế kỷ (?:thứ )?\w+")

@@ -107,6 +107,27 @@ def test_unanswerable_questions_abstain_and_say_what_was_searched(rag, question)
     assert "đã tìm" in result.answer_text
 
 
+@pytest.mark.parametrize("question", [
+    "Tỷ lệ hộ nghèo Hòa Bình năm 2024 còn bao nhiêu?",  # a review of 2023 that plans 2024, held in January 2024
+    "ty le ho ngheo hoa binh 2024",
+    "Năm 2020 tỷ lệ hộ nghèo giảm được bao nhiêu?",  # "tổng kết … năm 2019, triển khai nhiệm vụ năm 2020"
+    "Tỷ lệ tham gia BHXH bắt buộc năm 2020 đạt bao nhiêu?",
+])
+def test_the_year_a_report_plans_for_or_is_dated_is_not_the_year_of_its_figures(rag, question):
+    answer = rag.ask(question)
+    assert answer.abstained, answer.answer
+    assert "không có số liệu năm" in answer.answer_text
+
+
+@pytest.mark.parametrize("question, answer", [
+    ("Mục tiêu tỷ lệ hộ nghèo năm 2024 của Thừa Thiên Huế là bao nhiêu?", "dưới 1,76%"),  # the plan's year is asked
+    ("Tỷ lệ hộ nghèo Hòa Bình năm 2023 còn bao nhiêu?", "9,2%"),
+    ("Năm 2019 tỷ lệ hộ nghèo giảm được bao nhiêu?", "1,52%"),
+])
+def test_the_years_reported_and_planned_still_answer(rag, question, answer):
+    assert rag.ask(question).answer == answer
+
+
 def test_a_value_the_question_already_states_is_not_the_answer(rag):
     result = rag.ask("Năm 2023 Huế có tỷ lệ hộ nghèo 2,27%; mục tiêu năm 2024 là giảm còn bao nhiêu?")
     assert not result.abstained and result.answer == "dưới 1,76%"  # the 2024 target, not the echoed 2,27%
