@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -40,6 +41,9 @@ def patched(pairs):
             setattr(obj, name, value)
 
 
+NEVER = re.compile(r"(?!)")  # a pattern that matches nothing: the rule that reads it is off
+
+
 def _hand(**changes):
     return [(S, "HAND", {**S.HAND, **changes})]
 
@@ -59,6 +63,11 @@ ABLATIONS = {
     "type weights": _hand(typed_found=0.0, typed_missing=0.0),
     "place weight": _hand(place=0.0),
     "hit score weight": _hand(hit_score=0.0),
+    "a percentage's own rate (_same_measure)": [(A, "_same_measure", lambda measured, before: True)],
+    "a share of the plan is no rate (PLAN_SHARE)": [(A, "PLAN_SHARE", NEVER)],
+    "plan years and dates vouch for no figure (PLAN_YEAR and DATED)": [(A, "PLAN_YEAR", NEVER), (A, "DATED", NEVER)],
+    "learned spans (rag/spans.py) → trimmed sentence": [
+        (A.Answerer, "_free_span", lambda self, query, sentence: A._free_span(query, sentence))],
 }
 
 

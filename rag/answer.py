@@ -18,7 +18,8 @@ from . import compare, extract, gazetteer
 from .abstention import Abstention
 from .answer_scorer import BASE, TYPED, AnswerScorer
 from .lexical import tokenize
-from .lexicon import (BRACKETED_TARGET, COMPARED_YEAR, DATED, DOCUMENT_DATE, PLAN_YEAR, TARGET, TARGET_FOLDED,
+from .lexicon import (BRACKETED_TARGET, COMPARED_YEAR, DATED, DOCUMENT_DATE, PLAN_ASKED, PLAN_SHARE, PLAN_YEAR,
+                      RATE_OF, TARGET, TARGET_FOLDED,
                       TITLE_WORDS, UNIT_CLASSES, VERB_RE, WHOLE_PROVINCE, YEAR_RANGE)
 from .query import analyse, organ_of
 from .retriever import Retriever
@@ -238,6 +239,7 @@ class Answerer:
         measured = query.measure
         asks_document, wants_target, wants_name = query.asks_document, query.wants_target, query.wants_name
         filtered = False
+        plan_asked = bool(PLAN_ASKED.search(query.folded_text))
         scored: list[tuple[float, int, _Sentence, tuple[int, int]]] = []
         for sent in sentences[:8]:
             if measured and not _mentions(sent.text, measured):
@@ -263,6 +265,10 @@ class Answerer:
                     continue  # "Chủ tịch" was asked; this is the "Phó Chủ tịch"
                 if query.expects == "date" and not asks_document and DOCUMENT_DATE.search(sent.text[:span[0]]):
                     continue  # "Kế hoạch số 274-KH/ĐU ngày 13/3/2023": the plan's date, not the event's
+                if query.expects == "percent" and measured and not _same_measure(measured, sent.text[:span[0]]):
+                    continue  # "tỷ lệ lao động có việc làm" was asked; this is "tỷ lệ lao động qua đào tạo đạt 61%"
+                if query.expects == "percent" and not plan_asked and PLAN_SHARE.match(sent.text, span[1]):
+                    continue  # "đạt 118,91% kế hoạch" is how much of the plan was done, not a rate
                 local = _proximity(tokens, span, weights, topic_end)
                 score = (sent.score * self.ranker.scale + 0.6 * local + _unit_bonus(unit, text) - 0.01 * n
                          + _predicate_bonus(verb, sent.text, span))
@@ -638,6 +644,18 @@ def _unit_bonus(unit: str, candidate: str) -> float:
         if any(f"{unit} ".startswith(f"{u} ") for u in group):  # people or households were asked
             return 0.3 if said in group else -0.3  # "2 chỉ tiêu" does not count people
     return 0.0
+
+
+def _same_measure(measured: tuple[str, ...], before: str) -> bool:
+    """Whether a percentage's own "tỷ lệ …" (the last one written before it) is the rate asked: it holds at least
+    half of the asked measure's word pairs (its word, for a one-word measure). A value no "tỷ lệ" precedes passes."""
+    said = list(RATE_OF.finditer(fold(before).lower()))
+    if not said:
+        return True
+    own = said[-1].group(1).split()
+    pairs = set(zip(measured, measured[1:])) or {(w,) for w in measured}
+    own_pairs = set(zip(own, own[1:])) | {(w,) for w in own}
+    return 2 * len(pairs & own_pairs) >= len(pairs)
 
 
 def _mentions(sentence: str, words: tuple[str, ...]) -> bool:

@@ -41,6 +41,11 @@ YEAR_RANGE = re.compile(r"\b((?:19|20)\d{2})\s*[-–]\s*((?:19|20)\d{2})\b")  # 
 # A year the document plans for, not one it reports figures of: "tổng kết công tác năm 2019, triển khai nhiệm vụ năm 2020"
 PLAN_YEAR = re.compile(r"\b(?:triển khai|phương hướng)(?:,?\s+(?:nhiệm vụ|kế hoạch|công tác|chương trình|mục tiêu))*"
                        r"\s+năm\s+(?:19|20)\d{2}", re.I)
+# A percentage of a plan or target done ("đạt 118,91% kế hoạch"), right after the value; and a question that asks one
+PLAN_SHARE = re.compile(r"\s*(?:so với\s+)?(?:kế hoạch|KH\b|chỉ tiêu)", re.I)
+PLAN_ASKED = re.compile(r"\bke hoach\b|\bchi tieu\b|\bkh\b|\bplan\b|\btarget\b")
+# the words of a rate as written, folded: "tỷ lệ lao động qua đào tạo đạt 61%" → "lao dong qua dao tao dat"
+RATE_OF = re.compile(r"\bty le ((?:[a-z]+\s*){1,6})")
 # A date (a dateline, a publication date): the day something was written or held, not a year of figures
 DATED = re.compile(r"\b\d{1,2}/\d{1,2}/(?:19|20)\d{2}\b|\bngày\s+\d{1,2}\s+tháng\s+\d{1,2}\s+năm\s+(?:19|20)\d{2}"
                    r"|\b(?:19|20)\d{2}-\d{2}-\d{2}\b", re.I)

@@ -128,6 +128,23 @@ def test_the_years_reported_and_planned_still_answer(rag, question, answer):
     assert rag.ask(question).answer == answer
 
 
+@pytest.mark.parametrize("question", [
+    "Tỷ lệ lao động có việc làm của Hòa Bình năm 2023 là bao nhiêu?",  # "tỷ lệ lao động qua đào tạo đạt 61%" is another
+    "Tỷ lệ giải quyết việc làm Hòa Bình 2023?",  # "đạt 118,91% kế hoạch" is the plan done, not a rate
+])
+def test_a_rate_of_something_else_or_a_share_of_the_plan_does_not_answer_a_rate(rag, question):
+    answer = rag.ask(question)
+    assert answer.abstained, answer.answer
+
+
+@pytest.mark.parametrize("question, answer", [
+    ("Tỷ lệ lao động qua đào tạo Hòa Bình 2023?", "61%"),
+    ("Hòa Bình giải quyết việc làm năm 2023 đạt bao nhiêu phần trăm kế hoạch?", "118,91%"),
+])
+def test_the_rate_asked_and_the_share_of_the_plan_asked_still_answer(rag, question, answer):
+    assert rag.ask(question).answer == answer
+
+
 def test_a_value_the_question_already_states_is_not_the_answer(rag):
     result = rag.ask("Năm 2023 Huế có tỷ lệ hộ nghèo 2,27%; mục tiêu năm 2024 là giảm còn bao nhiêu?")
     assert not result.abstained and result.answer == "dưới 1,76%"  # the 2024 target, not the echoed 2,27%
