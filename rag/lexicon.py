@@ -41,6 +41,10 @@ YEAR_RANGE = re.compile(r"\b((?:19|20)\d{2})\s*[-–]\s*((?:19|20)\d{2})\b")  # 
 # A year the document plans for, not one it reports figures of: "tổng kết công tác năm 2019, triển khai nhiệm vụ năm 2020"
 PLAN_YEAR = re.compile(r"\b(?:triển khai|phương hướng)(?:,?\s+(?:nhiệm vụ|kế hoạch|công tác|chương trình|mục tiêu))*"
                        r"\s+năm\s+(?:19|20)\d{2}", re.I)
+# The wh-words of questions that ask for an explanation ("vì sao", "như thế nào"), folded: no typed value answers them
+WHY_FOLDED = r"\b(?:tai sao|vi sao|vi dau|do dau|ly do|nguyen nhan)\b"
+HOW_FOLDED = r"\b(?:nhu the nao|the nao|ra sao|lam sao|bang cach nao|cach nao)\b"
+EXPLAINS = re.compile(f"{WHY_FOLDED}|{HOW_FOLDED}")
 # A percentage of a plan or target done ("đạt 118,91% kế hoạch"), right after the value; and a question that asks one
 PLAN_SHARE = re.compile(r"\s*(?:so với\s+)?(?:kế hoạch|KH\b|chỉ tiêu)", re.I)
 PLAN_ASKED = re.compile(r"\bke hoach\b|\bchi tieu\b|\bkh\b|\bplan\b|\btarget\b")

@@ -30,6 +30,7 @@ import re
 
 from . import gazetteer
 from .lexicon import (ABBREVIATIONS, ASKED_UNIT_FOLDED, COMPARATIVE, COMPARATIVE_WORD, DOCUMENT_ASKED, ENGLISH,
+                      EXPLAINS,
                       ENGLISH_FUNCTION_WORDS, ENGLISH_HEADS, ENTITY_HEADS, EXPECTED_TYPES, FRAME, FRAME_LEFTOVERS,
                       HOW_MANY_FOLDED, MEASURED_FOLDED, MORE, NAME_ASKED_FOLDED, ORGANS, SYNONYMS, TARGET,
                       TARGET_FOLDED, TIME_FOLDED, TITLE_WORDS, VERB_RE, WHICH)
@@ -121,6 +122,8 @@ def expand(text: str) -> str:
 
 def _expects(text: str, folded: str) -> tuple[str | None, str | None]:
     """The expected answer type, and for a named thing the noun that introduces it (`folded`: the text folded)."""
+    if EXPLAINS.search(folded):  # "Vì sao tỷ lệ hộ nghèo giảm?" asks for a reason, not for a percentage
+        return None, None
     m = _ENTITY_RE.search(folded)
     if m and m.group(1) != "so":
         words = text.split()

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .lexicon import HOW_FOLDED, WHY_FOLDED
 from .text import fold, nfc
 
 MODEL_PATH = Path(__file__).with_name("data") / "span_model.json"
@@ -34,8 +35,8 @@ TOP = 60  # the likeliest spans the decoding weighs
 _TOKEN = re.compile(r"\d+(?:[.,/]\d+)*%?|[^\W\d_]+|[^\w\s]")
 # The kinds of question by their wh-word, matched in order on the folded question. Grammar, not topic.
 WH: tuple[tuple[str, str], ...] = (
-    ("why", r"\b(?:tai sao|vi sao|vi dau|do dau|ly do|nguyen nhan)\b"),
-    ("how", r"\b(?:nhu the nao|the nao|ra sao|lam sao|bang cach nao|cach nao)\b"),
+    ("why", WHY_FOLDED),
+    ("how", HOW_FOLDED),
     ("duration", r"\bbao lau\b"),
     ("quantity", r"\b(?:bao nhieu|may)\b"),
     ("when", r"\b(?:khi nao|bao gio|luc nao|(?:nam|thang|ngay|the ky|thoi ky|thoi diem|thoi gian|giai doan|nien dai|mua) nao)\b"),

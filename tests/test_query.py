@@ -99,3 +99,9 @@ def test_same_answers_reports_every_difference_and_tolerates_rounding():
                                                        "q2": record | {"answer": None}, "q3": record}})
     assert [line.split(":")[0] for line in diff] == ["seeds q1", "seeds q2", "seeds q3"]
     assert "confidence differ" in diff[0] and "answer differ" in diff[1] and "not in the saved" in diff[2]
+
+
+@pytest.mark.parametrize("question", ["Vì sao tỷ lệ hộ nghèo Hòa Bình giảm?", "vi sao ty le ho ngheo giam",
+                                      "Số lao động đi làm việc ở nước ngoài thay đổi như thế nào?"])
+def test_a_question_asking_why_or_how_expects_no_typed_value(question):
+    assert analyse(question).expects is None  # the span model answers it, not a percentage or a count
