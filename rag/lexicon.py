@@ -197,8 +197,12 @@ EXPECTED_TYPES: tuple[tuple[str, str], ...] = (
     ("date", r"ngay nao|ngay bao nhieu|khi nao|bao gio|thoi gian nao|thang nao|\bwhen\b|what date|which day"),
     ("person", r"\bai\b|nguoi nao|dong chi nao|ong nao|ba nao|la ai|\bwho\b|ho ten|ten cua|ten la gi|ten gi"),
     ("place", r"o dau|tai dau|tinh nao|dia phuong nao|noi nao|\bwhere\b|which province"),
-    ("count", r"bao nhieu|so luong|may nguoi|how many|\bso\b|\bmay\b|xkld|lao dong"),
+    ("count", r"bao nhieu|so luong|may nguoi|how many|\bmay\b"),
 )
+# Words that make a question without a wh-word ("XKLĐ Nghệ An 2023", "số lao động …") ask for a count; a question that
+# has one ("Khó khăn lớn nhất của ngành lao động là gì?") asks for what its wh-word says
+COUNT_WORDS = re.compile(r"\bso\b|xkld|lao dong")
+OPEN_WH = re.compile(r"\b(?:gi|nao|ai|what|which|who|where)\b")  # (not "dau": "đâu", but also "đầu")
 # "<noun> nào / gì": the answer is a name introduced by that noun ("Công ty TNHH gỗ Bình Minh").
 ENTITY_HEADS = (
     "công ty", "doanh nghiệp", "trường", "ngân hàng", "nghị quyết", "nghị định", "quyết định", "thông tư",

@@ -29,8 +29,8 @@ from __future__ import annotations
 import re
 
 from . import gazetteer
-from .lexicon import (ABBREVIATIONS, ASKED_UNIT_FOLDED, COMPARATIVE, COMPARATIVE_WORD, DOCUMENT_ASKED, ENGLISH,
-                      EXPLAINS,
+from .lexicon import (ABBREVIATIONS, ASKED_UNIT_FOLDED, COMPARATIVE, COMPARATIVE_WORD, COUNT_WORDS, DOCUMENT_ASKED,
+                      ENGLISH, EXPLAINS, OPEN_WH,
                       ENGLISH_FUNCTION_WORDS, ENGLISH_HEADS, ENTITY_HEADS, EXPECTED_TYPES, FRAME, FRAME_LEFTOVERS,
                       HOW_MANY_FOLDED, MEASURED_FOLDED, MORE, NAME_ASKED_FOLDED, ORGANS, SYNONYMS, TARGET,
                       TARGET_FOLDED, TIME_FOLDED, TITLE_WORDS, VERB_RE, WHICH)
@@ -135,6 +135,8 @@ def _expects(text: str, folded: str) -> tuple[str | None, str | None]:
     for kind, pattern in EXPECTED_TYPES:
         if re.search(pattern, folded):
             return kind, None
+    if COUNT_WORDS.search(folded) and not OPEN_WH.search(folded):
+        return "count", None
     return None, None
 
 

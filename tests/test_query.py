@@ -105,3 +105,12 @@ def test_same_answers_reports_every_difference_and_tolerates_rounding():
                                       "Số lao động đi làm việc ở nước ngoài thay đổi như thế nào?"])
 def test_a_question_asking_why_or_how_expects_no_typed_value(question):
     assert analyse(question).expects is None  # the span model answers it, not a percentage or a count
+
+
+@pytest.mark.parametrize("question, expects", [
+    ("XKLĐ Nghệ An 2023", "count"),  # no wh-word: the words of a count
+    ("so sinh vien trinh do cao dang an giang dao tao nghe tu dau nhiem ky", "count"),  # "từ đầu", not "đâu"
+    ("Khó khăn lớn nhất của ngành lao động Quảng Ngãi là gì?", None),  # "là gì" asks for what, not how many
+])
+def test_count_words_ask_for_a_count_only_without_a_wh_word(question, expects):
+    assert analyse(question).expects == expects
