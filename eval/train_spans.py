@@ -86,10 +86,7 @@ def fit(items: list[dict], vocabulary: list[str], iterations: int = 150):
             continue
         f, _ = spans.features(it["question"], it["sentence"], index)
         n = len(f.allowed)
-        i, j = np.triu_indices(n)
-        length = j - i + 1
-        ok = (length <= spans.MAX_LEN) & f.allowed[i] & f.allowed[j]
-        i, j, length = i[ok], j[ok], length[ok]
+        i, j, length, inside = spans.candidates(f)
         gold = np.zeros(len(i), dtype=bool)
         for a, b in it["gold"]:
             gold |= (i == a) & (j == b)
@@ -98,11 +95,6 @@ def fit(items: list[dict], vocabulary: list[str], iterations: int = 150):
         rows["start"].append(f.start); rows["end"].append(f.end)
         rows["sw"].append(f.start_words); rows["ew"].append(f.end_words)
         rows["kind_tok"].append(np.full(n, f.kind))
-        inside = f.inside[j + 1] - f.inside[i]
-        inside[:, 0] /= length
-        inside[:, 1] = inside[:, 1] > 0
-        inside[:, 2:] = np.minimum(inside[:, 2:], 3) / 3
-        inside[:, 3] = (f.inside[j + 1, 3] - f.inside[i, 3]) / length
         cand["i"].append(i + offset); cand["j"].append(j + offset); cand["q"].append(np.full(len(i), used))
         cand["len"].append(spans._BUCKET[length - 1]); cand["kind"].append(np.full(len(i), f.kind))
         cand["inside"].append(inside); cand["gold"].append(gold)
@@ -164,8 +156,7 @@ def answerer_picks(args) -> dict[str, dict]:
         answerer = Answerer(qs.retriever, AnswerConfig(span_by="trim"))
         for item, query, hits in zip(qs.items, qs.queries, qs.hits):
             pick, _, _ = answerer.choose(query, hits)
-            sentences = answerer.candidates(query, hits)
-            chosen = pick or answerer.pick(query, hits, sentences)[0]
+            chosen = pick or answerer.pick(query, hits)[0]  # withheld: the pick set aside
             out[item.id] = {"sent": chosen[0].text if chosen else "", "span": chosen[1] if chosen else "",
                             "abstained": pick is None, "expects": query.expects, "question": item.question}
     return out

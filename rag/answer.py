@@ -460,7 +460,8 @@ class Answerer:
         dated = best.text if _own_years(best.text) else best.lead
         if _own_years(dated) and not asked & set(_years(dated)):
             return False  # the figure is dated, and not to the year asked
-        if asked & set(years_in(YEAR_RANGE.sub(" ", best.text))):
+        written = years_in(YEAR_RANGE.sub(" ", best.text))
+        if asked & set(written):
             return True  # "từ ngày 18 tháng 12 năm 2017 đứng đầu tòa là …"
         chunk = best.hit.chunk
         text = YEAR_RANGE.sub(" ", f"{chunk.header} {chunk.text}")
@@ -468,7 +469,7 @@ class Answerer:
             text = PLAN_YEAR.sub(" ", DATED.sub(" ", text))  # for ("triển khai nhiệm vụ năm 2020"), dates no figure
         if asked & set(years_in(text)):
             return True
-        return doc.meta.year in asked and not years_in(YEAR_RANGE.sub(" ", best.text))
+        return doc.meta.year in asked and not written
 
 
 TABLE_YEAR_W = 1.0  # a table's column of the asked year, over the other years' columns

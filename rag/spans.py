@@ -104,8 +104,7 @@ def features(question: str, sentence: str, vocabulary: dict[str, int]) -> tuple[
     q = Words.of(nfc(question))
     s = Words.of(sentence)
     kind, wh_start, wh_end = kind_of(question)
-    asked = set(q.folded[:wh_start] + q.folded[wh_end:]) - {""}
-    asked = {w for w in asked if w[0].isalnum()}
+    asked = {w for w in q.folded[:wh_start] + q.folded[wh_end:] if w[0].isalnum()}
     left = [w for w in q.folded[max(0, wh_start - 3):wh_start] if w[0].isalnum()]
     right = [w for w in q.folded[wh_end:wh_end + 3] if w[0].isalnum()]
     n = len(s)
@@ -189,6 +188,21 @@ def features(question: str, sentence: str, vocabulary: dict[str, int]) -> tuple[
                     np.column_stack([ids, after]) if n else np.zeros((0, 2), np.int64), inside, ~punct), s
 
 
+def candidates(f: Features) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every span that may be an answer (it starts and ends on a word, at most MAX_LEN long): its first and last
+    word, its length, and its INSIDE features."""
+    n = len(f.allowed)
+    i, j = np.triu_indices(n)
+    length = j - i + 1
+    ok = (length <= MAX_LEN) & f.allowed[i] & f.allowed[j]
+    i, j, length = i[ok], j[ok], length[ok]
+    count = f.inside[j + 1] - f.inside[i]  # per span, the per-word counts summed
+    capped = np.minimum(count, 3) / 3
+    inside = np.column_stack([count[:, 0] / length, count[:, 1] > 0, capped[:, 2], count[:, 3] / length,
+                              capped[:, 4], capped[:, 5]])  # the order of INSIDE
+    return i, j, length, inside
+
+
 def span_scores(f: Features, weights: dict[str, np.ndarray]) -> np.ndarray:
     """Every span's score (words × words; -inf where no span may be), numpy."""
     n = len(f.allowed)
@@ -197,15 +211,7 @@ def span_scores(f: Features, weights: dict[str, np.ndarray]) -> np.ndarray:
         + weights["start_words"][k, f.start_words[:, 1], 1]
     e = f.end @ weights["end"][k] + weights["end_words"][k, f.end_words[:, 0], 0] \
         + weights["end_words"][k, f.end_words[:, 1], 1]
-    i, j = np.triu_indices(n)
-    length = j - i + 1
-    ok = (length <= MAX_LEN) & f.allowed[i] & f.allowed[j]
-    i, j, length = i[ok], j[ok], length[ok]
-    inside = f.inside[j + 1] - f.inside[i]
-    inside[:, 0] /= length  # the share of the span's words that are the question's
-    inside[:, 1] = inside[:, 1] > 0
-    inside[:, 2:] = np.minimum(inside[:, 2:], 3) / 3
-    inside[:, 3] = (f.inside[j + 1, 3] - f.inside[i, 3]) / length
+    i, j, length, inside = candidates(f)
     out = np.full((n, n), -np.inf)
     out[i, j] = s[i] + e[j] + weights["length"][k, _BUCKET[length - 1]] + inside @ weights["inside"][k]
     return out
